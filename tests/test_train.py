@@ -1,0 +1,74 @@
+"""A real end-to-end training run through run.py in its own process, and eval of its checkpoint."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+METRIC_KEYS = {"epoch", "step", "lr", "train_loss", "val_loss", "val_top1", "val_top5", "epoch_time_s",
+               "train_img_per_s"}
+
+
+def run_py(*overrides: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "run.py", *overrides], cwd=REPO, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    run_py("train.epochs=2", "model.width=8", f"hydra.run.dir={out}")
+    return out
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_run_folder_has_every_file(trained):
+    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml", "run.log", "metrics.jsonl",
+                 "summary.json", "curves.png", "model_summary.txt", "checkpoints/last.ckpt",
+                 "checkpoints/best.ckpt"):
+        assert (trained / name).is_file(), f"{name} missing from the run folder"
+    assert (trained / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((trained / "checkpoints").glob(".*")), "a temporary checkpoint file was left behind"
+
+
+def test_metrics_and_summary_are_sane(trained):
+    records = read_jsonl(trained / "metrics.jsonl")
+    assert [r["epoch"] for r in records] == [1, 2] and all(METRIC_KEYS <= set(r) for r in records)
+    assert records[1]["step"] == 2 * records[0]["step"] == 2 * (1500 // 64)
+    assert records[1]["lr"] < records[0]["lr"] <= 1e-3
+    for r in records:
+        assert 0.0 <= r["val_top1"] <= r["val_top5"] <= 1.0
+        assert 0.0 < r["train_loss"] < 10 and r["train_img_per_s"] > 0 and r["epoch_time_s"] > 0
+    # it learns: two epochs of a width-8 BiRealNet are far above chance (0.1) on digits
+    assert records[-1]["val_top1"] > 0.3
+    summary = json.loads((trained / "summary.json").read_text())
+    best = max(records, key=lambda r: r["val_top1"])
+    assert summary["best_val_top1"] == best["val_top1"] and summary["best_epoch"] == best["epoch"]
+    assert summary["final_val_top1"] == records[-1]["val_top1"] and summary["epochs"] == 2
+    assert summary["num_params"] > 0 and summary["wall_s"] > 0
+    log = (trained / "run.log").read_text()
+    assert "epoch 2/2" in log and "best val_top1" in log
+
+
+def test_eval_of_best_checkpoint_reproduces_the_logged_top1(trained, tmp_path):
+    run_py("task=eval", "model.width=8", f"model.pretrained={trained / 'checkpoints/best.ckpt'}",
+           f"hydra.run.dir={tmp_path}")
+    metrics = json.loads((tmp_path / "eval.json").read_text())
+    summary = json.loads((trained / "summary.json").read_text())
+    assert metrics["val_top1"] == pytest.approx(summary["best_val_top1"], abs=1e-9)
+
+
+def test_same_seed_same_run(trained, tmp_path):
+    run_py("train.epochs=2", "model.width=8", f"hydra.run.dir={tmp_path}")
+    first, second = read_jsonl(trained / "metrics.jsonl"), read_jsonl(tmp_path / "metrics.jsonl")
+    for a, b in zip(first, second, strict=True):
+        assert (a["train_loss"], a["val_loss"], a["val_top1"]) == (b["train_loss"], b["val_loss"], b["val_top1"])
