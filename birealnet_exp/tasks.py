@@ -25,14 +25,18 @@ log = logging.getLogger(__name__)
 
 def main(cfg: DictConfig) -> float:
     """run.py's task function: `run`, with bad input reported as one line (exit 2) in a single run."""
+    from hydra.errors import InstantiationException
     from hydra.types import RunMode
 
     try:
         return run(cfg)
-    except UsageError as error:
-        log.error("%s", error)
+    except (UsageError, InstantiationException) as error:
+        cause = error.__cause__ if isinstance(error, InstantiationException) else error
+        if not isinstance(cause, UsageError):
+            raise
+        log.error("%s", cause)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the launcher records the failed job and the sweep goes on
+            raise cause from None  # the launcher records the failed job and the sweep goes on
         sys.exit(2)
 
 
@@ -68,6 +72,15 @@ def build_data(cfg: DictConfig, split: str, dist: Dist) -> DataSplit:
 def build_model(cfg: DictConfig) -> Any:
     """The network of `cfg.model` (loads `model.pretrained` when set)."""
     return instantiate(cfg.model)
+
+
+def write_model_summary(network: Any, split: DataSplit, path: Path) -> None:
+    """model_summary.txt: parameters and MACs by precision for one sample of `split`'s shape."""
+    from birealnet_exp.engine.callbacks import atomic_write_text
+    from birealnet_exp.models.summary import model_summary
+
+    images, _ = next(split.dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))
+    atomic_write_text(path, model_summary(network, (1, *images.shape[1:])).text + "\n")
 
 
 def build_loss(cfg: DictConfig) -> Any:
@@ -116,6 +129,8 @@ def train(cfg: DictConfig) -> float:
         cfg.train.epochs,
         out,
     )
+    if dist.is_main:
+        write_model_summary(network, train_split, out / "model_summary.txt")
     summary = trainer.fit(train_split, val_split)
     log.info(
         "best val_top1 %.4f at epoch %d (final %.4f) in %.0fs",

@@ -12,6 +12,8 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 from mindspore.common.initializer import HeUniform, initializer
 
+from birealnet_exp.errors import UsageError
+
 # Guards the per-sample std of a constant input (all zeros, e.g. a padding-only sample) against 0/0.
 STD_EPS = 1e-12
 
@@ -97,21 +99,27 @@ class BinaryConv2d(nn.Cell):
     ) -> None:
         super().__init__()
         if pad_mode not in ("same", "valid", "pad"):
-            raise ValueError(f"pad_mode must be 'same', 'valid' or 'pad', got {pad_mode!r}")
+            raise UsageError(f"pad_mode must be 'same', 'valid' or 'pad', got {pad_mode!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size
         self.stride = stride
         self.pad_mode = pad_mode
         self.padding = padding
-        self.weight = Parameter(kaiming_uniform((out_channels, in_channels, kernel_size, kernel_size)),
-                                name="weight")
+        self.weight = Parameter(
+            kaiming_uniform((out_channels, in_channels, kernel_size, kernel_size)), name="weight"
+        )
         self.input_quantizer = BinaryActivation(std_normalize) if binary_activations else None
         self.weight_quantizer = StraightThroughSign() if binary_weights else None
         self.input_precision = 1 if binary_activations else 32
         self.weight_precision = 1 if binary_weights else 32
-        self.conv2d = ops.Conv2D(out_channel=out_channels, kernel_size=kernel_size, pad_mode=pad_mode,
-                                 pad=padding if pad_mode == "pad" else 0, stride=stride)
+        self.conv2d = ops.Conv2D(
+            out_channel=out_channels,
+            kernel_size=kernel_size,
+            pad_mode=pad_mode,
+            pad=padding if pad_mode == "pad" else 0,
+            stride=stride,
+        )
 
     def construct(self, x: Tensor) -> Tensor:
         if self.input_quantizer is not None:
@@ -122,6 +130,8 @@ class BinaryConv2d(nn.Cell):
         return out * weight_scale(self.weight).astype(out.dtype)
 
     def extend_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, pad_mode={self.pad_mode}, padding={self.padding}, "
-                f"input_precision={self.input_precision}, weight_precision={self.weight_precision}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, pad_mode={self.pad_mode}, padding={self.padding}, "
+            f"input_precision={self.input_precision}, weight_precision={self.weight_precision}"
+        )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from mindspore import Tensor, nn, ops
 from mindspore.common.initializer import Uniform
 
+from birealnet_exp.errors import UsageError
 from birealnet_exp.models.binary import BinaryConv2d, kaiming_uniform
 
 VARIANTS = ("upstream", "paper")
@@ -24,9 +25,16 @@ class HardTanh(nn.Cell):
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int) -> nn.Conv2d:
     """Real-valued conv without bias, Kaiming-uniform (a = sqrt 5) init."""
-    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, pad_mode="pad", padding=padding,
-                     has_bias=False,
-                     weight_init=kaiming_uniform((out_channels, in_channels, kernel_size, kernel_size)))
+    return nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        pad_mode="pad",
+        padding=padding,
+        has_bias=False,
+        weight_init=kaiming_uniform((out_channels, in_channels, kernel_size, kernel_size)),
+    )
 
 
 class BasicBlock(nn.Cell):
@@ -37,9 +45,15 @@ class BasicBlock(nn.Cell):
         upstream = variant == "upstream"
         binary_weights, binary_activations = BINARY_MODES[binary]
         self.binary_conv = BinaryConv2d(
-            in_channels, out_channels, kernel_size=3, stride=stride,
-            pad_mode="same" if upstream else "pad", padding=0 if upstream else 1,
-            binary_weights=binary_weights, binary_activations=binary_activations, std_normalize=upstream,
+            in_channels,
+            out_channels,
+            kernel_size=3,
+            stride=stride,
+            pad_mode="same" if upstream else "pad",
+            padding=0 if upstream else 1,
+            binary_weights=binary_weights,
+            binary_activations=binary_activations,
+            std_normalize=upstream,
         )
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.downsample = None
@@ -79,10 +93,12 @@ class BiRealNet(nn.Cell):
         _check_choice("stem", stem, STEMS)
         _check_choice("binary", binary, tuple(BINARY_MODES))
         if len(layers) != 4 or min(layers) < 1:
-            raise ValueError(f"layers must be four positive block counts, got {list(layers)}")
+            raise UsageError(f"layers must be four positive block counts, got {list(layers)}")
         if width < 1 or num_classes < 1 or in_channels < 1:
-            raise ValueError(f"width, num_classes and in_channels must be positive, got width={width}, "
-                             f"num_classes={num_classes}, in_channels={in_channels}")
+            raise UsageError(
+                f"width, num_classes and in_channels must be positive, got width={width}, "
+                f"num_classes={num_classes}, in_channels={in_channels}"
+            )
         self.variant = variant
         self.width = width
         self.stem = stem
@@ -98,13 +114,16 @@ class BiRealNet(nn.Cell):
         self.act = HardTanh() if upstream else None
         self.maxpool = None
         if stem == "imagenet":
-            self.maxpool = (nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same") if upstream
-                            else nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1))
+            self.maxpool = (
+                nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
+                if upstream
+                else nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
+            )
 
         stage_widths = [width, 2 * width, 4 * width, 8 * width]
         stages = []
         channels = width
-        for index, (blocks, stage_width) in enumerate(zip(layers, stage_widths)):
+        for index, (blocks, stage_width) in enumerate(zip(layers, stage_widths, strict=True)):
             stride = 1 if index == 0 else 2
             stage = [BasicBlock(channels, stage_width, stride, variant, binary)]
             stage += [BasicBlock(stage_width, stage_width, 1, variant, binary) for _ in range(blocks - 1)]
@@ -113,9 +132,13 @@ class BiRealNet(nn.Cell):
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
 
         self.bn2 = nn.BatchNorm2d(channels) if upstream else None
-        bound = channels ** -0.5
-        self.fc = nn.Dense(channels, num_classes, weight_init=kaiming_uniform((num_classes, channels)),
-                           bias_init=Uniform(bound))
+        bound = channels**-0.5
+        self.fc = nn.Dense(
+            channels,
+            num_classes,
+            weight_init=kaiming_uniform((num_classes, channels)),
+            bias_init=Uniform(bound),
+        )
 
     def construct(self, x: Tensor) -> Tensor:
         x = self.bn1(self.conv1(x))
@@ -137,7 +160,7 @@ class BiRealNet(nn.Cell):
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        raise UsageError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def _build(layers: Sequence[int], pretrained: str | None, **kwargs: object) -> BiRealNet:
@@ -149,15 +172,45 @@ def _build(layers: Sequence[int], pretrained: str | None, **kwargs: object) -> B
     return network
 
 
-def birealnet18(num_classes: int = 1000, variant: str = "upstream", width: int = 64, stem: str = "imagenet",
-                binary: str = "both", pretrained: str | None = None, in_channels: int = 3) -> BiRealNet:
+def birealnet18(
+    num_classes: int = 1000,
+    variant: str = "upstream",
+    width: int = 64,
+    stem: str = "imagenet",
+    binary: str = "both",
+    pretrained: str | None = None,
+    in_channels: int = 3,
+) -> BiRealNet:
     """Bi-Real Net 18: BasicBlock stages [4, 4, 4, 4]; `pretrained` is a checkpoint path to load."""
-    return _build([4, 4, 4, 4], pretrained, num_classes=num_classes, variant=variant, width=width, stem=stem,
-                  binary=binary, in_channels=in_channels)
+    return _build(
+        [4, 4, 4, 4],
+        pretrained,
+        num_classes=num_classes,
+        variant=variant,
+        width=width,
+        stem=stem,
+        binary=binary,
+        in_channels=in_channels,
+    )
 
 
-def birealnet34(num_classes: int = 1000, variant: str = "upstream", width: int = 64, stem: str = "imagenet",
-                binary: str = "both", pretrained: str | None = None, in_channels: int = 3) -> BiRealNet:
+def birealnet34(
+    num_classes: int = 1000,
+    variant: str = "upstream",
+    width: int = 64,
+    stem: str = "imagenet",
+    binary: str = "both",
+    pretrained: str | None = None,
+    in_channels: int = 3,
+) -> BiRealNet:
     """Bi-Real Net 34: BasicBlock stages [6, 8, 12, 6]; `pretrained` is a checkpoint path to load."""
-    return _build([6, 8, 12, 6], pretrained, num_classes=num_classes, variant=variant, width=width, stem=stem,
-                  binary=binary, in_channels=in_channels)
+    return _build(
+        [6, 8, 12, 6],
+        pretrained,
+        num_classes=num_classes,
+        variant=variant,
+        width=width,
+        stem=stem,
+        binary=binary,
+        in_channels=in_channels,
+    )

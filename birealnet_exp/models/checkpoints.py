@@ -9,18 +9,35 @@ from dataclasses import dataclass, field
 import mindspore as ms
 from mindspore import Parameter, nn
 
+from birealnet_exp.errors import UsageError
+
 logger = logging.getLogger(__name__)
 
 NETWORK_PREFIX = "model."
 # Entries of the seed's training checkpoints that belong to the optimizer, loss scale or loop state.
-TRAINING_STATE_PREFIXES = ("moments.", "adam_m.", "adam_v.", "accum.", "momentum.")
-TRAINING_STATE_KEYS = frozenset({
-    "momentum", "scale_sense", "global_step", "learning_rate", "beta1_power", "beta2_power",
-    "current_iterator_step", "last_overflow_iterator_step", "epoch_num", "step_num", "loss_scale",
-})
+TRAINING_STATE_PREFIXES = ("moments.", "adam_m.", "adam_v.", "accum.", "momentum.", "moment1.", "moment2.")
+TRAINING_STATE_KEYS = frozenset(
+    {
+        "momentum",
+        "scale_sense",
+        "global_step",
+        "learning_rate",
+        "beta1_power",
+        "beta2_power",
+        "current_iterator_step",
+        "last_overflow_iterator_step",
+        "epoch_num",
+        "step_num",
+        "loss_scale",
+        "epoch",
+        "step",
+        "best_val_top1",
+        "best_epoch",  # the position our own last.ckpt carries
+    }
+)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UsageError):
     """A checkpoint cannot be read or does not fit the network; the message names the fix."""
 
 
@@ -36,9 +53,11 @@ class LoadReport:
 
     def summary(self) -> str:
         prefix = f", stripped the '{NETWORK_PREFIX}' prefix" if self.stripped_prefix else ""
-        return (f"checkpoint {self.path}: loaded {len(self.loaded)} parameters{prefix}, "
-                f"ignored {len(self.ignored)} non-network entries, {len(self.missing)} network parameters "
-                f"missing")
+        return (
+            f"checkpoint {self.path}: loaded {len(self.loaded)} parameters{prefix}, "
+            f"ignored {len(self.ignored)} non-network entries, {len(self.missing)} network parameters "
+            f"missing"
+        )
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Parameter]:
@@ -47,14 +66,17 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Parameter]:
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path} does not exist or is not a file; check the path")
     if os.path.getsize(path) == 0:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes), probably an interrupted save; "
-                              f"re-save or re-download it")
+        raise CheckpointError(
+            f"checkpoint {path} is empty (0 bytes), probably an interrupted save; re-save or re-download it"
+        )
     try:
         params = ms.load_checkpoint(path)
     except Exception as exc:  # MindSpore raises ValueError/RuntimeError with C++ stack text
         logger.debug("load_checkpoint(%s) failed: %r", path, exc)
-        message = (f"checkpoint {path} cannot be read: the file is corrupt, truncated or not a MindSpore "
-                   f"checkpoint ({type(exc).__name__}); re-save or re-download it")
+        message = (
+            f"checkpoint {path} cannot be read: the file is corrupt, truncated or not a MindSpore "
+            f"checkpoint ({type(exc).__name__}); re-save or re-download it"
+        )
         raise CheckpointError(message) from None
     if not params:
         raise CheckpointError(f"checkpoint {path} holds no parameters; re-save or re-download it")
@@ -64,8 +86,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Parameter]:
 def _network_keys(checkpoint: dict[str, Parameter], names: set[str]) -> tuple[dict[str, str], bool]:
     """Map network parameter name -> checkpoint key, stripping `model.` where that matches more names."""
     plain = {key: key for key in checkpoint if key in names}
-    prefixed = {key[len(NETWORK_PREFIX):]: key for key in checkpoint
-                if key.startswith(NETWORK_PREFIX) and key[len(NETWORK_PREFIX):] in names}
+    prefixed = {
+        key[len(NETWORK_PREFIX) :]: key
+        for key in checkpoint
+        if key.startswith(NETWORK_PREFIX) and key[len(NETWORK_PREFIX) :] in names
+    }
     if len(prefixed) > len(plain):
         return prefixed, True
     return plain, False
@@ -82,9 +107,11 @@ def load_pretrained(network: nn.Cell, path: str | os.PathLike, strict: bool = Fa
     key_of, stripped = _network_keys(checkpoint, set(targets))
     if not key_of:
         sample = ", ".join(list(checkpoint)[:3])
-        raise CheckpointError(f"checkpoint {path} shares no parameter name with the network (it holds "
-                              f"{sample}, ...; the network expects {next(iter(targets))}, ...); "
-                              f"load a checkpoint of this architecture")
+        raise CheckpointError(
+            f"checkpoint {path} shares no parameter name with the network (it holds "
+            f"{sample}, ...; the network expects {next(iter(targets))}, ...); "
+            f"load a checkpoint of this architecture"
+        )
     to_load: dict[str, Parameter] = {}
     for name, key in key_of.items():
         source, target = checkpoint[key], targets[name]
@@ -107,8 +134,10 @@ def load_pretrained(network: nn.Cell, path: str | os.PathLike, strict: bool = Fa
     )
     _log(report)
     if strict and report.missing:
-        raise CheckpointError(f"checkpoint {path} lacks {len(report.missing)} network parameters "
-                              f"(first: {report.missing[0]}); use a complete checkpoint or strict=False")
+        raise CheckpointError(
+            f"checkpoint {path} lacks {len(report.missing)} network parameters "
+            f"(first: {report.missing[0]}); use a complete checkpoint or strict=False"
+        )
     return report
 
 
@@ -116,8 +145,9 @@ def _is_training_state(key: str) -> bool:
     return key in TRAINING_STATE_KEYS or key.startswith(TRAINING_STATE_PREFIXES)
 
 
-def convert_seed_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
-                            network: nn.Cell | None = None) -> LoadReport:
+def convert_seed_checkpoint(
+    src: str | os.PathLike, dst: str | os.PathLike, network: nn.Cell | None = None
+) -> LoadReport:
     """Write a network-only checkpoint of `src` to `dst` (plain names, no optimizer or loss-scale state).
 
     With `network`, keep exactly its parameters (shapes checked); without, keep the `model.` entries or,
@@ -132,13 +162,20 @@ def convert_seed_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
         checkpoint = read_checkpoint(src)
         stripped = any(key.startswith(NETWORK_PREFIX) for key in checkpoint)
         if stripped:
-            keep = {key[len(NETWORK_PREFIX):]: param for key, param in checkpoint.items()
-                    if key.startswith(NETWORK_PREFIX)}
+            keep = {
+                key[len(NETWORK_PREFIX) :]: param
+                for key, param in checkpoint.items()
+                if key.startswith(NETWORK_PREFIX)
+            }
         else:
             keep = {key: param for key, param in checkpoint.items() if not _is_training_state(key)}
         kept_keys = {NETWORK_PREFIX + name if stripped else name for name in keep}
-        report = LoadReport(path=src, loaded=sorted(keep), stripped_prefix=stripped,
-                            ignored=[key for key in checkpoint if key not in kept_keys])
+        report = LoadReport(
+            path=src,
+            loaded=sorted(keep),
+            stripped_prefix=stripped,
+            ignored=[key for key in checkpoint if key not in kept_keys],
+        )
         _log(report)
     # write next to dst and rename, so a failed write never leaves a half checkpoint under dst
     tmp = f"{dst}.tmp.ckpt"

@@ -74,16 +74,25 @@ class ModelSummary:
         """JSON-ready dict: input_shape, layers, totals, memory (bytes)."""
         return {
             "input_shape": list(self.input_shape),
-            "layers": [dict(asdict(layer), output_shape=None if layer.output_shape is None
-                            else list(layer.output_shape)) for layer in self.layers],
+            "layers": [
+                dict(
+                    asdict(layer),
+                    output_shape=None if layer.output_shape is None else list(layer.output_shape),
+                )
+                for layer in self.layers
+            ],
             "totals": {
-                "params": self.total_params, "params_1bit": self.params_1bit,
-                "params_32bit": self.params_32bit, "trainable_params": self.total_params
-                - self.nontrainable_params, "nontrainable_params": self.nontrainable_params,
-                "macs_1bit": self.macs_1bit, "macs_32bit": self.macs_32bit,
+                "params": self.total_params,
+                "params_1bit": self.params_1bit,
+                "params_32bit": self.params_32bit,
+                "trainable_params": self.total_params - self.nontrainable_params,
+                "nontrainable_params": self.nontrainable_params,
+                "macs_1bit": self.macs_1bit,
+                "macs_32bit": self.macs_32bit,
             },
             "memory": {
-                "float32_bytes": self.float32_bytes, "packed_bytes": self.packed_bytes,
+                "float32_bytes": self.float32_bytes,
+                "packed_bytes": self.packed_bytes,
                 "compression_ratio": self.compression_ratio,
             },
         }
@@ -92,12 +101,26 @@ class ModelSummary:
     def text(self) -> str:
         """The summary as a plain-text table with totals and memory lines."""
         rows = [HEADERS] + [
-            (layer.name, layer.type, _shape_text(layer.output_shape), _count(layer.params_1bit),
-             _count(layer.params_32bit), _count(layer.macs_1bit), _count(layer.macs_32bit))
+            (
+                layer.name,
+                layer.type,
+                _shape_text(layer.output_shape),
+                _count(layer.params_1bit),
+                _count(layer.params_32bit),
+                _count(layer.macs_1bit),
+                _count(layer.macs_32bit),
+            )
             for layer in self.layers
         ]
-        total = ("Total", "", "", _count(self.params_1bit), _count(self.params_32bit),
-                 _count(self.macs_1bit), _count(self.macs_32bit))
+        total = (
+            "Total",
+            "",
+            "",
+            _count(self.params_1bit),
+            _count(self.params_32bit),
+            _count(self.macs_1bit),
+            _count(self.macs_32bit),
+        )
         widths = [max(len(row[i]) for row in rows + [total]) for i in range(len(HEADERS))]
 
         def line(row: tuple[str, ...]) -> str:
@@ -105,8 +128,12 @@ class ModelSummary:
             return "  ".join(cells).rstrip()
 
         rule = "-" * len(line(HEADERS))
-        out = [f"Model summary for input shape {tuple(self.input_shape)} (MACs per sample)", rule,
-               line(HEADERS), rule]
+        out = [
+            f"Model summary for input shape {tuple(self.input_shape)} (MACs per sample)",
+            rule,
+            line(HEADERS),
+            rule,
+        ]
         out += [line(row) for row in rows[1:]]
         out += [rule, line(total), rule]
         out += [
@@ -155,9 +182,11 @@ def _output_shapes(network: nn.Cell, cells: list[nn.Cell], input_shape: tuple[in
         ms.set_context(mode=ms.PYNATIVE_MODE)
         network.set_train(False)
         for index, cell in enumerate(cells):
+
             def hook(_cell: nn.Cell, _inputs: tuple, output: object, index: int = index) -> None:
                 if hasattr(output, "shape"):
                     shapes[index].append(tuple(output.shape))
+
             handles.append(cell.register_forward_hook(hook))
         network(ms.Tensor(np.zeros(input_shape, np.float32)))
     finally:
@@ -180,9 +209,10 @@ def model_summary(network: nn.Cell, input_shape: tuple[int, ...]) -> ModelSummar
     named_cells = _layer_cells(network)
     shapes = _output_shapes(network, [cell for _, cell in named_cells], input_shape)
     summary = ModelSummary(input_shape=input_shape)
-    for (name, cell), calls in zip(named_cells, shapes):
-        row = LayerSummary(name=name, type=type(cell).__name__,
-                           output_shape=(-1,) + calls[-1][1:] if calls else None)
+    for (name, cell), calls in zip(named_cells, shapes, strict=True):
+        row = LayerSummary(
+            name=name, type=type(cell).__name__, output_shape=(-1,) + calls[-1][1:] if calls else None
+        )
         for param in cell.get_parameters(expand=False):
             short = param.name.rsplit(".", 1)[-1]
             size = int(np.prod(param.shape))

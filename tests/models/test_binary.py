@@ -107,7 +107,8 @@ def test_binary_conv_weight_gradient_is_straight_through(mode: int) -> None:
 
 @pytest.mark.parametrize("binary_weights, binary_activations", [(True, True), (False, True), (False, False)])
 def test_binary_conv_flags_and_precisions(
-        binary_weights: bool, binary_activations: bool, pynative: int) -> None:
+    binary_weights: bool, binary_activations: bool, pynative: int
+) -> None:
     conv, weight = _conv_with_weight(binary_weights=binary_weights, binary_activations=binary_activations)
     conv.set_train(False)
     assert conv.weight_precision == (1 if binary_weights else 32)
@@ -122,11 +123,19 @@ def test_binary_conv_flags_and_precisions(
     np.testing.assert_allclose(conv(Tensor(x)).asnumpy(), expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("stride, pad_mode, padding, expected_hw", [
-    (1, "same", 0, 8), (2, "same", 0, 4), (1, "pad", 1, 8), (2, "pad", 1, 4), (1, "valid", 0, 6),
-])
+@pytest.mark.parametrize(
+    "stride, pad_mode, padding, expected_hw",
+    [
+        (1, "same", 0, 8),
+        (2, "same", 0, 4),
+        (1, "pad", 1, 8),
+        (2, "pad", 1, 4),
+        (1, "valid", 0, 6),
+    ],
+)
 def test_binary_conv_padding(
-        stride: int, pad_mode: str, padding: int, expected_hw: int, pynative: int) -> None:
+    stride: int, pad_mode: str, padding: int, expected_hw: int, pynative: int
+) -> None:
     conv = BinaryConv2d(3, 4, stride=stride, pad_mode=pad_mode, padding=padding)
     assert conv(Tensor(np.ones((1, 3, 8, 8), np.float32))).shape == (1, 4, expected_hw, expected_hw)
 
@@ -163,7 +172,7 @@ def test_graph_and_pynative_give_the_same_forward_and_gradients() -> None:
             results.append((out, grad_x.asnumpy(), grad_w[0].asnumpy()))
     finally:
         ms.set_context(mode=previous)
-    for graph_value, pynative_value in zip(*results):
+    for graph_value, pynative_value in zip(*results, strict=True):
         np.testing.assert_allclose(graph_value, pynative_value, rtol=1e-5, atol=1e-6)
 
 

@@ -24,10 +24,13 @@ def _expected_upstream_names(depths: list[int]) -> list[str]:
     return names + [f"bn2.{p}" for p in bn] + ["fc.weight", "fc.bias"]
 
 
-@pytest.mark.parametrize("factory, depths, tensors, values", [
-    (birealnet18, [4, 4, 4, 4], 106, 11_701_160),
-    (birealnet34, [6, 8, 12, 6], 186, 21_816_744),
-])
+@pytest.mark.parametrize(
+    "factory, depths, tensors, values",
+    [
+        (birealnet18, [4, 4, 4, 4], 106, 11_701_160),
+        (birealnet34, [6, 8, 12, 6], 186, 21_816_744),
+    ],
+)
 def test_upstream_parameter_names_and_counts(factory, depths: list[int], tensors: int, values: int) -> None:
     params = factory().parameters_dict()
     assert sorted(params) == sorted(_expected_upstream_names(depths))
@@ -101,8 +104,9 @@ def test_upstream_variant_has_hardtanh_after_stem_and_every_block() -> None:
     assert all(c.pad_mode == "same" and c.input_quantizer.std_normalize for c in convs)
 
 
-@pytest.mark.parametrize("binary, weight_bits, input_bits",
-                         [("both", 1, 1), ("activations", 32, 1), ("none", 32, 32)])
+@pytest.mark.parametrize(
+    "binary, weight_bits, input_bits", [("both", 1, 1), ("activations", 32, 1), ("none", 32, 32)]
+)
 def test_binary_modes(binary: str, weight_bits: int, input_bits: int) -> None:
     network = birealnet18(width=8, binary=binary)
     convs = [cell for _, cell in network.cells_and_names() if isinstance(cell, BinaryConv2d)]
@@ -144,7 +148,7 @@ def _training_gradients(run_mode: int) -> dict[str, np.ndarray]:
         x = Tensor(np.random.RandomState(2).randn(4, 3, 8, 8).astype(np.float32))
         labels = Tensor(np.array([0, 1, 2, 3], np.int32))
         grads = ms.grad(loss, grad_position=None, weights=params)(x, labels)
-        return {param.name: grad.asnumpy() for param, grad in zip(params, grads)}
+        return {param.name: grad.asnumpy() for param, grad in zip(params, grads, strict=True)}
     finally:
         ms.set_context(mode=previous)
 
@@ -157,12 +161,15 @@ def test_training_gradients_reach_every_parameter_and_agree_across_modes() -> No
         np.testing.assert_allclose(graph[name], grad, rtol=1e-3, atol=1e-5, err_msg=name)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"variant": "torch"}, "variant must be one of upstream, paper"),
-    ({"stem": "cifar"}, "stem must be one of imagenet, small"),
-    ({"binary": "weights"}, "binary must be one of both, activations, none"),
-    ({"width": 0}, "width, num_classes and in_channels must be positive"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"variant": "torch"}, "variant must be one of upstream, paper"),
+        ({"stem": "cifar"}, "stem must be one of imagenet, small"),
+        ({"binary": "weights"}, "binary must be one of both, activations, none"),
+        ({"width": 0}, "width, num_classes and in_channels must be positive"),
+    ],
+)
 def test_bad_arguments_are_one_clear_error(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         birealnet18(**kwargs)

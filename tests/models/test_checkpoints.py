@@ -43,8 +43,10 @@ def _source_network() -> ms.nn.Cell:
 
 def _save_seed_checkpoint(network: ms.nn.Cell, path: Path) -> None:
     entries = [{"name": f"model.{name}", "data": param} for name, param in network.parameters_dict().items()]
-    entries += [{"name": key, "data": Parameter(Tensor(np.ones(shape, np.float32)), name=key)}
-                for key, shape in FAKE_TRAINING_STATE.items()]
+    entries += [
+        {"name": key, "data": Parameter(Tensor(np.ones(shape, np.float32)), name=key)}
+        for key, shape in FAKE_TRAINING_STATE.items()
+    ]
     ms.save_checkpoint(entries, str(path))
 
 
@@ -54,7 +56,8 @@ def _logits(network: ms.nn.Cell) -> np.ndarray:
 
 
 def test_seed_checkpoint_loads_with_prefix_stripped_and_training_state_ignored(
-        tmp_path: Path, pynative: int, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, pynative: int, caplog: pytest.LogCaptureFixture
+) -> None:
     source = _source_network()
     path = tmp_path / "seed.ckpt"
     _save_seed_checkpoint(source, path)
@@ -123,8 +126,9 @@ def test_missing_parameters_are_reported_and_strict_raises(tmp_path: Path) -> No
 
 def test_unrelated_checkpoint_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "other.ckpt"
-    ms.save_checkpoint([{"name": "encoder.w", "data": Parameter(Tensor(np.ones(3, np.float32)), name="w")}],
-                       str(path))
+    ms.save_checkpoint(
+        [{"name": "encoder.w", "data": Parameter(Tensor(np.ones(3, np.float32)), name="w")}], str(path)
+    )
     with pytest.raises(CheckpointError, match="shares no parameter name with the network"):
         load_pretrained(birealnet18(**SMALL), path)
 

@@ -27,13 +27,15 @@ def test_single_binary_conv_by_hand(pynative: int) -> None:
 
 
 def test_precision_follows_layer_attributes_and_macs_are_per_sample(pynative: int) -> None:
-    network = nn.SequentialCell([
-        BinaryConv2d(3, 4, binary_weights=False),  # real weights, binary input: 32-bit MACs
-        nn.BatchNorm2d(4),
-        BinaryConv2d(4, 2, stride=2, pad_mode="pad", padding=1),
-        nn.Flatten(),
-        nn.Dense(2 * 4 * 4, 5),
-    ])
+    network = nn.SequentialCell(
+        [
+            BinaryConv2d(3, 4, binary_weights=False),  # real weights, binary input: 32-bit MACs
+            nn.BatchNorm2d(4),
+            BinaryConv2d(4, 2, stride=2, pad_mode="pad", padding=1),
+            nn.Flatten(),
+            nn.Dense(2 * 4 * 4, 5),
+        ]
+    )
     summary = model_summary(network, (3, 3, 8, 8))
     rows = {row.name: row for row in summary.layers}
     assert list(rows) == ["0", "1", "2", "3", "4"]
@@ -61,8 +63,17 @@ def test_birealnet18_totals_match_parameter_counts(pynative: int) -> None:
     real_params = 11_701_160 - BIREALNET18_1BIT_PARAMS
     assert data["memory"]["packed_bytes"] == BIREALNET18_1BIT_PARAMS // 8 + 4 * real_params
     text = summary.text
-    for expected in ("layer1.0.binary_conv", "BinaryConv2d", "(-1, 64, 16, 16)", "11,701,160", "10,985,472",
-                     "44.64 MiB", "4.04 MiB", "11.05x", "1-bit MACs"):
+    for expected in (
+        "layer1.0.binary_conv",
+        "BinaryConv2d",
+        "(-1, 64, 16, 16)",
+        "11,701,160",
+        "10,985,472",
+        "44.64 MiB",
+        "4.04 MiB",
+        "11.05x",
+        "1-bit MACs",
+    ):
         assert expected in text
 
 
