@@ -90,6 +90,21 @@ def test_rank_table_ranks_folders_env_and_one_run_folder(tmp_path: Path, with_ra
     assert (job / ".hydra" / "config.yaml").is_file() and not (job / "rank_1" / ".hydra").exists()
 
 
+def test_flat_single_job_is_one_run_folder(tmp_path: Path, with_rank_table: Path) -> None:
+    """What the hardware options use: `python run.py hardware=ascend8` launches a one-job sweep."""
+    app = write_app(tmp_path, "return 0")
+    flat = ["-m", "hydra/launcher=rank_table", "hydra.launcher.flat_single_job=true", "hydra.sweep.dir=out"]
+    done = run_app(app, flat)
+    assert done.returncode == 0, done.stdout
+    assert (tmp_path / "out/.hydra/config.yaml").is_file() and (tmp_path / "out/multirun.yaml").is_file()
+    assert sorted(p.name for p in (tmp_path / "out").glob("rank_*")) == ["rank_0", "rank_1"]
+    assert not (tmp_path / "out/0").exists()
+    sweep = run_app(app, [*flat[:-1], "hydra.sweep.dir=sweep", "+x=1,2"])
+    assert (
+        sweep.returncode == 0 and (tmp_path / "sweep/0/rank_1").is_dir() and (tmp_path / "sweep/1").is_dir()
+    )
+
+
 def test_generated_rank_table_and_core_binding(tmp_path: Path) -> None:
     app = write_app(tmp_path, "print('cores', sorted(os.sched_getaffinity(0)))")
     ips = ",".join(DEVICE_IPS)

@@ -110,7 +110,12 @@ class Job:
 
 
 def compose_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Job]:
-    """Compose every job's config up front, so a bad override fails before any process starts."""
+    """Compose every job's config up front, so a bad override fails before any process starts.
+
+    With the launcher's `flat_single_job`, a sweep of one job runs in the sweep folder itself (no `0/`):
+    how `python run.py hardware=ascend8` gets one run folder although Hydra launches it as a sweep.
+    """
+    flat = bool(launcher.params.get("flat_single_job")) and len(job_overrides) == 1 and initial_job_idx == 0
     jobs = []
     for offset, overrides in enumerate(job_overrides):
         idx = initial_job_idx + offset
@@ -118,6 +123,8 @@ def compose_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
         with open_dict(config):
             config.hydra.job.id = idx
             config.hydra.job.num = idx
+            if flat:
+                config.hydra.sweep.subdir = "."
         jobs.append(Job(idx, list(overrides), config, _fix_output_dir(config)))
     return jobs
 

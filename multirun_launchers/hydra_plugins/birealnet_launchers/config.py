@@ -26,6 +26,7 @@ class RankTableLauncherConf:
     env: dict[str, str] = field(default_factory=dict)  # extra environment for every rank
     timeout_s: Optional[float] = None  # a job running longer is stopped and failed
     kill_grace_s: float = 5.0  # SIGTERM, then SIGKILL after this many seconds
+    flat_single_job: bool = False  # a sweep of one job runs in hydra.sweep.dir itself, without a 0/ subfolder
 
 
 @dataclass
@@ -46,6 +47,7 @@ class MsrunLauncherConf:
     env: dict[str, str] = field(default_factory=dict)
     timeout_s: Optional[float] = None
     kill_grace_s: float = 5.0
+    flat_single_job: bool = False
 
 
 @dataclass
@@ -66,6 +68,7 @@ class DevicePoolLauncherConf:
     env: dict[str, str] = field(default_factory=dict)
     timeout_s: Optional[float] = None  # per job
     kill_grace_s: float = 5.0
+    flat_single_job: bool = False
 
 
 _store = ConfigStore.instance()
