@@ -1,10 +1,20 @@
-"""Distributed context of one process: device, execution mode, rank and group size."""
+"""Distributed context of one process: device, execution mode, rank and group size.
 
-from __future__ import annotations
+The launchers (hydra_plugins.birealnet_launchers) leave the environment this reads: `rank_table` sets
+RANK_TABLE_FILE / RANK_ID / RANK_SIZE / DEVICE_ID (HCCL on Ascend), `msrun` sets MS_ROLE / MS_WORKER_NUM /
+MS_SCHED_HOST / MS_SCHED_PORT / MS_NODE_ID (MindSpore's dynamic cluster, any device).
+"""
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
+
+_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The hardware option asks for a device this machine (or this MindSpore build) does not have."""
 
 
 @dataclass(frozen=True)
@@ -15,6 +25,9 @@ class Dist:
     device_id: int = 0
     rank: int = 0
     group_size: int = 1
+    local_rank: int = 0
+    launch: str = "single"  # single | rank_table | dynamic_cluster
+    backend: Optional[str] = None  # hccl | nccl | mccl when distributed
 
     @property
     def is_main(self) -> bool:
@@ -26,7 +39,39 @@ class Dist:
         return self.group_size > 1
 
 
-def cap_cpu_isa(isa: str | None) -> None:
+def _get(hardware: Any, key: str, default: Any = None) -> Any:
+    if hardware is None:
+        return default
+    if isinstance(hardware, Mapping) or hasattr(hardware, "get"):
+        value = hardware.get(key, default)
+    else:
+        value = getattr(hardware, key, default)
+    return default if value is None else value
+
+
+def normalize_target(device_target: str) -> str:
+    """'cpu' | 'gpu' | 'ascend' in any case -> MindSpore's 'CPU' | 'GPU' | 'Ascend'."""
+    target = _TARGETS.get(str(device_target).strip().lower())
+    if target is None:
+        raise ValueError(f"hardware.device_target={device_target!r} is not a device: use CPU, GPU or Ascend")
+    return target
+
+
+def launch_mode(env: Optional[Mapping[str, str]] = None) -> str:
+    """How this process was started: 'dynamic_cluster' (msrun), 'rank_table' (HCCL) or 'single'."""
+    env = os.environ if env is None else env
+    if env.get("MS_ROLE") == "MS_WORKER" and env.get("MS_SCHED_PORT"):
+        return "dynamic_cluster"
+    if (
+        env.get("RANK_TABLE_FILE")
+        and env.get("RANK_ID") is not None
+        and int(env.get("RANK_SIZE", "1") or 1) > 1
+    ):
+        return "rank_table"
+    return "single"
+
+
+def cap_cpu_isa(isa: Optional[str]) -> None:
     """Cap oneDNN's CPU ISA (ONEDNN_MAX_CPU_ISA) unless the environment already sets it.
 
     On this project's AVX-512 machines MindSpore's oneDNN picks a reference-speed convolution for its
@@ -36,14 +81,69 @@ def cap_cpu_isa(isa: str | None) -> None:
         os.environ.setdefault("ONEDNN_MAX_CPU_ISA", str(isa))
 
 
-def setup(hardware: Any) -> Dist:
-    """Set MindSpore's context from `cfg.hardware` and the environment a launcher left; return a Dist."""
-    cap_cpu_isa(hardware.get("onednn_max_cpu_isa"))
+def check_device(device_target: str) -> None:
+    """Raise DeviceUnavailableError (one line) unless MindSpore can use `device_target` here."""
+    if device_target == "CPU":
+        return
     import mindspore as ms
 
-    mode = {"graph": ms.GRAPH_MODE, "pynative": ms.PYNATIVE_MODE}[str(hardware.mode).lower()]
-    device_target = str(hardware.device_target)
-    device_id = int(os.environ.get("DEVICE_ID", hardware.get("device_id", 0) or 0))
-    ms.set_context(mode=mode)
-    ms.set_device(device_target, device_id) if device_target != "CPU" else ms.set_device("CPU")
-    return Dist(device_target=device_target, device_id=device_id)
+    try:
+        available = bool(ms.hal.is_available(device_target))
+    except Exception:
+        available = False
+    if not available:
+        raise DeviceUnavailableError(
+            f"hardware.device_target={device_target} but this machine has no usable {device_target} for "
+            f"mindspore {ms.__version__}: run on a {device_target} machine with the matching mindspore "
+            "build, or use hardware=cpu (or cpu2)"
+        )
+
+
+def setup(hardware: Any) -> Dist:
+    """Set MindSpore's context from `cfg.hardware` and the environment a launcher left; return a Dist.
+
+    Distributed (a launcher set the rank environment): `init("hccl")` with a rank table, `init()` in a
+    dynamic cluster, then data-parallel context with gradient mean over all ranks.
+    """
+    device_target = normalize_target(_get(hardware, "device_target", "CPU"))
+    mode_name = str(_get(hardware, "mode", "graph")).lower()
+    if mode_name not in ("graph", "pynative"):
+        raise ValueError(f"hardware.mode={mode_name!r}: use graph or pynative")
+    launch = launch_mode()
+    if launch == "rank_table" and device_target != "Ascend":
+        raise DeviceUnavailableError(
+            f"a rank table (RANK_TABLE_FILE) starts HCCL, which needs Ascend, but hardware.device_target="
+            f"{device_target}: use hydra/launcher=msrun for {device_target}"
+        )
+    cap_cpu_isa(_get(hardware, "onednn_max_cpu_isa"))  # before mindspore loads oneDNN
+    check_device(device_target)
+    device_id = int(os.environ.get("DEVICE_ID", _get(hardware, "device_id", 0)) or 0)
+
+    import mindspore as ms
+
+    ms.set_context(mode=ms.GRAPH_MODE if mode_name == "graph" else ms.PYNATIVE_MODE)
+    if device_target == "CPU":
+        ms.set_device("CPU")
+    else:
+        ms.set_device(device_target, device_id)
+    if launch == "single":
+        return Dist(device_target=device_target, device_id=device_id)
+
+    from mindspore.communication import get_group_size, get_local_rank, get_rank, init
+
+    if launch == "rank_table":
+        backend = "hccl"
+        init("hccl")
+    else:
+        backend = {"Ascend": "hccl", "GPU": "nccl", "CPU": "mccl"}[device_target]
+        init()
+    rank, group_size = int(get_rank()), int(get_group_size())
+    try:
+        local_rank = int(get_local_rank())
+    except Exception:
+        local_rank = int(os.environ.get("BIREALNET_LOCAL_RANK", rank))
+    ms.reset_auto_parallel_context()
+    ms.set_auto_parallel_context(
+        parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True, device_num=group_size
+    )
+    return Dist(device_target, device_id, rank, group_size, local_rank, launch, backend)

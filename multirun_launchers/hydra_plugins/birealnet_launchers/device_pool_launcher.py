@@ -1,0 +1,29 @@
+"""Hydra launcher: a device pool; the jobs of a sweep run at the same time, each on its own devices."""
+
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+class DevicePoolLauncher(Launcher):
+    """`hydra/launcher=device_pool`; the keys are those of `config.DevicePoolLauncherConf`."""
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+        self.config: Optional[DictConfig] = None
+        self.task_function: Optional[TaskFunction] = None
+        self.hydra_context: Optional[HydraContext] = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from . import _core
+
+        return _core.launch_device_pool(self, job_overrides, initial_job_idx)

@@ -1,0 +1,29 @@
+"""Hydra launcher: each job as one process per device of this server in an Ascend rank table (HCCL)."""
+
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+class RankTableLauncher(Launcher):
+    """`hydra/launcher=rank_table`; the keys are those of `config.RankTableLauncherConf`."""
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+        self.config: Optional[DictConfig] = None
+        self.task_function: Optional[TaskFunction] = None
+        self.hydra_context: Optional[HydraContext] = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from . import _core
+
+        return _core.launch_rank_table(self, job_overrides, initial_job_idx)

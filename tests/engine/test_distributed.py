@@ -1,0 +1,155 @@
+"""engine.distributed: the Dist record, how a process was launched, device checks, and a real 2-rank
+dynamic cluster on the CPU (msrun through the msrun launcher): AllReduce and averaged gradients."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from birealnet_exp.engine import distributed
+from birealnet_exp.engine.distributed import DeviceUnavailableError, Dist
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_dist_record() -> None:
+    single = Dist()
+    assert (single.device_target, single.device_id, single.rank, single.group_size) == ("CPU", 0, 0, 1)
+    assert single.is_main and not single.distributed and single.launch == "single"
+    worker = Dist("Ascend", 3, rank=3, group_size=8, local_rank=3, launch="rank_table", backend="hccl")
+    assert worker.distributed and not worker.is_main
+
+
+def test_launch_mode_reads_what_the_launcher_set() -> None:
+    assert distributed.launch_mode({}) == "single"
+    rank_table = {"RANK_TABLE_FILE": "/x/rank_table.json", "RANK_ID": "1", "RANK_SIZE": "8", "DEVICE_ID": "1"}
+    assert distributed.launch_mode(rank_table) == "rank_table"
+    assert distributed.launch_mode({**rank_table, "RANK_SIZE": "1"}) == "single"
+    cluster = {
+        "MS_ROLE": "MS_WORKER",
+        "MS_WORKER_NUM": "2",
+        "MS_SCHED_HOST": "127.0.0.1",
+        "MS_SCHED_PORT": "8118",
+    }
+    assert distributed.launch_mode(cluster) == "dynamic_cluster"
+    assert distributed.launch_mode({**cluster, **rank_table}) == "dynamic_cluster"
+
+
+def test_bad_targets_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert distributed.normalize_target("ascend") == "Ascend"
+    with pytest.raises(
+        ValueError, match="hardware.device_target='tpu' is not a device: use CPU, GPU or Ascend"
+    ):
+        distributed.normalize_target("tpu")
+    for key, value in {"RANK_TABLE_FILE": "/x.json", "RANK_ID": "0", "RANK_SIZE": "2"}.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(
+        DeviceUnavailableError, match="needs Ascend, but hardware.device_target=CPU: use hydra/launcher=msrun"
+    ):
+        distributed.setup({"device_target": "CPU", "mode": "graph"})
+
+
+def python(code: str, env: dict = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_single_cpu_process_and_missing_devices() -> None:
+    """In a fresh process: a plain CPU setup; asking for GPU or Ascend here is a one-line error."""
+    done = python(
+        """
+        from birealnet_exp.engine.distributed import setup, DeviceUnavailableError
+        print("DIST", setup({"device_target": "cpu", "mode": "pynative"}))
+        for target in ("GPU", "Ascend"):
+            try:
+                setup({"device_target": target, "mode": "graph"})
+            except DeviceUnavailableError as e:
+                print("ERROR", e)
+    """,
+        env={"PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        "DIST Dist(device_target='CPU', device_id=0, rank=0, group_size=1, local_rank=0, launch='single'"
+        in done.stdout
+    )
+    errors = [line for line in done.stdout.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 2
+    assert errors[0].startswith(
+        "ERROR hardware.device_target=GPU but this machine has no usable GPU for mindspore"
+    )
+    assert errors[1].endswith("or use hardware=cpu (or cpu2)")
+
+
+APP = """
+import json, os
+import hydra
+
+@hydra.main(version_base=None, config_path=None)
+def task(cfg):
+    import mindspore as ms
+    from mindspore import nn, ops
+    from birealnet_exp.engine.distributed import setup
+    dist = setup({"device_target": "CPU", "mode": "pynative"})
+    summed = ops.AllReduce()(ms.Tensor([float(dist.rank + 1)] * 3, ms.float32))
+    weight = ms.Parameter(ms.Tensor([0.0], ms.float32), name="w")
+    grads = nn.DistributedGradReducer([weight])((ms.Tensor([float(dist.rank + 1)], ms.float32),))
+    info = {
+        "dist": [dist.rank, dist.group_size, dist.launch, dist.backend, dist.is_main],
+        "allreduce": summed.asnumpy().tolist(), "grad": grads[0].asnumpy().tolist(),
+        "parallel_mode": ms.get_auto_parallel_context("parallel_mode"),
+        "gradients_mean": ms.get_auto_parallel_context("gradients_mean"),
+        "device_num": ms.get_auto_parallel_context("device_num"),
+    }
+    with open(f"rank_{dist.rank}.json", "w") as f:
+        json.dump(info, f)
+    return info
+
+if __name__ == "__main__":
+    task()
+"""
+
+
+def test_two_cpu_ranks_in_a_dynamic_cluster(tmp_path: Path) -> None:
+    """msrun starts 2 workers on loopback; setup() joins them; AllReduce sums, gradients are averaged."""
+    app = tmp_path / "app.py"
+    app.write_text(APP)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "multirun_launchers")])}
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(app),
+            "-m",
+            "hydra/launcher=msrun",
+            "hydra.launcher.worker_num=2",
+            "hydra.sweep.dir=out",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + "".join(
+        p.read_text()[-3000:] for p in sorted((tmp_path / "out").glob("0/rank_*/log.txt"))
+    )
+    for rank in (0, 1):
+        info = json.loads((tmp_path / f"rank_{rank}.json").read_text())
+        assert info["dist"] == [rank, 2, "dynamic_cluster", "mccl", rank == 0]
+        assert info["allreduce"] == [3.0, 3.0, 3.0]
+        assert info["grad"] == [1.5], "DistributedGradReducer averages: (1 + 2) / 2"
+        assert (info["parallel_mode"], info["gradients_mean"], info["device_num"]) == (
+            "data_parallel",
+            True,
+            2,
+        )
