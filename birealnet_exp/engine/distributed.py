@@ -8,7 +8,7 @@ MS_SCHED_HOST / MS_SCHED_PORT / MS_NODE_ID (MindSpore's dynamic cluster, any dev
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 _TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
 
@@ -27,7 +27,7 @@ class Dist:
     group_size: int = 1
     local_rank: int = 0
     launch: str = "single"  # single | rank_table | dynamic_cluster
-    backend: Optional[str] = None  # hccl | nccl | mccl when distributed
+    backend: str | None = None  # hccl | nccl | mccl when distributed
 
     @property
     def is_main(self) -> bool:
@@ -57,7 +57,7 @@ def normalize_target(device_target: str) -> str:
     return target
 
 
-def launch_mode(env: Optional[Mapping[str, str]] = None) -> str:
+def launch_mode(env: Mapping[str, str] | None = None) -> str:
     """How this process was started: 'dynamic_cluster' (msrun), 'rank_table' (HCCL) or 'single'."""
     env = os.environ if env is None else env
     if env.get("MS_ROLE") == "MS_WORKER" and env.get("MS_SCHED_PORT"):
@@ -71,7 +71,7 @@ def launch_mode(env: Optional[Mapping[str, str]] = None) -> str:
     return "single"
 
 
-def cap_cpu_isa(isa: Optional[str]) -> None:
+def cap_cpu_isa(isa: str | None) -> None:
     """Cap oneDNN's CPU ISA (ONEDNN_MAX_CPU_ISA) unless the environment already sets it.
 
     On this project's AVX-512 machines MindSpore's oneDNN picks a reference-speed convolution for its

@@ -10,8 +10,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_ROOT = REPO / "multirun_launchers"
-# importable in this process even when the project is not installed
-for _path in (str(REPO), str(PLUGIN_ROOT)):
+# importable in this process even when the project is not installed; launcher_testing sits beside this file
+for _path in (str(REPO), str(PLUGIN_ROOT), str(Path(__file__).resolve().parent)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 

@@ -5,7 +5,6 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
 
 import psutil
 
@@ -26,7 +25,7 @@ def write_app(folder: Path, body: str, name: str = "app.py") -> Path:
 
 
 def run_app(
-    app: Path, args: Sequence[str], timeout: float = 120, cwd: Optional[Path] = None
+    app: Path, args: Sequence[str], timeout: float = 120, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
     """Run a Hydra app to its end; stdout and stderr together in `.stdout`."""
     return subprocess.run(

@@ -19,11 +19,11 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import cloudpickle
 import psutil
@@ -75,7 +75,7 @@ class LauncherError(CompactHydraException, ValueError):
 class RankFailedError(CompactHydraException, RuntimeError):
     """A job failed: the message names the rank, how it ended, and shows the tail of its log."""
 
-    def __init__(self, message: str, summary: str = "", log_path: Optional[Path] = None) -> None:
+    def __init__(self, message: str, summary: str = "", log_path: Path | None = None) -> None:
         super().__init__(message)
         self.summary = summary or message.splitlines()[0]
         self.log_path = log_path
@@ -176,14 +176,14 @@ def write_job_file(launcher: Any, job: Job) -> Path:
     return path
 
 
-def _read_exit(job: Job, rank: int) -> Optional[dict[str, Any]]:
+def _read_exit(job: Job, rank: int) -> dict[str, Any] | None:
     try:
         return json.loads((job.rank_dir(rank) / EXIT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
 
-def _read_result(job: Job, rank: int) -> Optional[JobReturn]:
+def _read_result(job: Job, rank: int) -> JobReturn | None:
     try:
         with open(job.rank_dir(rank) / RESULT_FILE, "rb") as f:
             result = pickle.load(f)
@@ -192,7 +192,7 @@ def _read_result(job: Job, rank: int) -> Optional[JobReturn]:
     return result if isinstance(result, JobReturn) else None
 
 
-def _failed_return(job: Job, error: BaseException, base: Optional[JobReturn] = None) -> JobReturn:
+def _failed_return(job: Job, error: BaseException, base: JobReturn | None = None) -> JobReturn:
     """A FAILED JobReturn carrying `error`, filled in like Hydra's run_job fills one."""
     if base is not None:
         ret = copy.copy(base)
@@ -232,7 +232,7 @@ def _tail_text(log_path: Path) -> str:
     return f"\n--- last lines of {log_path} ---\n{tail}\n---" if tail else " (empty)"
 
 
-def _describe_exit(code: Optional[int], info: Optional[Mapping[str, Any]]) -> str:
+def _describe_exit(code: int | None, info: Mapping[str, Any] | None) -> str:
     if code is None:
         how = "died without reporting (killed by a signal or os._exit)"
     elif code < 0:
@@ -261,7 +261,7 @@ def _set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
             pass
 
 
-def _preexec(cores: Optional[Sequence[int]]) -> Callable[[], None]:
+def _preexec(cores: Sequence[int] | None) -> Callable[[], None]:
     def setup_child() -> None:
         _set_parent_death_signal()
         if cores:
@@ -291,7 +291,7 @@ def _cores_text(cores: Sequence[int]) -> str:
     )
 
 
-def base_env(extra: Optional[Mapping[str, Any]] = None) -> dict[str, str]:
+def base_env(extra: Mapping[str, Any] | None = None) -> dict[str, str]:
     """This process's environment without another launch's rank variables, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if k not in _DIST_ENV and not k.startswith("BIREALNET_")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -384,24 +384,24 @@ class RankSpec:
 
     rank: int
     env: dict[str, str] = field(default_factory=dict)
-    cores: Optional[list[int]] = None
+    cores: list[int] | None = None
 
 
 class JobRun:
     """A job's processes. `start()`, then `poll()` until it returns the JobReturn; `stop()` always."""
 
-    def __init__(self, job: Job, job_file: Path, timeout_s: Optional[float], kill_grace_s: float) -> None:
+    def __init__(self, job: Job, job_file: Path, timeout_s: float | None, kill_grace_s: float) -> None:
         self.job = job
         self.job_file = job_file
         self.timeout_s = timeout_s
         self.kill_grace_s = kill_grace_s
         self.started = 0.0
-        self.result: Optional[JobReturn] = None
+        self.result: JobReturn | None = None
 
     def start(self) -> None:
         raise NotImplementedError
 
-    def poll(self) -> Optional[JobReturn]:
+    def poll(self) -> JobReturn | None:
         raise NotImplementedError
 
     def stop(self) -> None:
@@ -439,7 +439,7 @@ class JobRun:
             self.job, RankFailedError(message, summary, log_path), _read_result(self.job, rank)
         )
 
-    def _job_failure(self, summary: str, log_path: Optional[Path]) -> JobReturn:
+    def _job_failure(self, summary: str, log_path: Path | None) -> JobReturn:
         message = f"job {self.job.name} failed: {summary}"
         if log_path is not None:
             message += f". Log: {log_path}" + _tail_text(log_path)
@@ -456,7 +456,7 @@ class RankGroupRun(JobRun):
         job_file: Path,
         ranks: Sequence[RankSpec],
         base: Mapping[str, str],
-        timeout_s: Optional[float] = None,
+        timeout_s: float | None = None,
         kill_grace_s: float = 5.0,
     ) -> None:
         super().__init__(job, job_file, timeout_s, kill_grace_s)
@@ -483,7 +483,7 @@ class RankGroupRun(JobRun):
                     preexec_fn=_preexec(spec.cores),
                 )
 
-    def poll(self) -> Optional[JobReturn]:
+    def poll(self) -> JobReturn | None:
         if self.result is not None:
             return self.result
         codes = {rank: proc.poll() for rank, proc in self.procs.items()}
@@ -525,8 +525,8 @@ class MsrunRun(JobRun):
         options: Mapping[str, Any],
         local_ranks: Sequence[int],
         base: Mapping[str, str],
-        cores: Optional[list[int]] = None,
-        timeout_s: Optional[float] = None,
+        cores: list[int] | None = None,
+        timeout_s: float | None = None,
         kill_grace_s: float = 5.0,
     ) -> None:
         super().__init__(job, job_file, timeout_s, kill_grace_s)
@@ -535,10 +535,10 @@ class MsrunRun(JobRun):
         self.local_ranks = list(local_ranks)
         self.base = dict(base)
         self.cores = cores
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
         self.log_dir = Path(self.options.pop("log_dir", None) or job.output_dir / "msrun").absolute()
         self.extra_args = [str(a) for a in self.options.pop("extra_args", None) or []]
-        self.all_done_at: Optional[float] = None
+        self.all_done_at: float | None = None
 
     @property
     def msrun_log(self) -> Path:
@@ -590,7 +590,7 @@ class MsrunRun(JobRun):
                 preexec_fn=_preexec(self.cores),
             )
 
-    def _rank_pid(self, rank: int) -> Optional[int]:
+    def _rank_pid(self, rank: int) -> int | None:
         try:
             return int((self.job.rank_dir(rank) / PID_FILE).read_text().strip())
         except (OSError, ValueError):
@@ -608,7 +608,7 @@ class MsrunRun(JobRun):
             return "running"
         return "died" if _read_exit(self.job, rank) is None else self._rank_state(rank)
 
-    def poll(self) -> Optional[JobReturn]:
+    def poll(self) -> JobReturn | None:
         if self.result is not None:
             return self.result
         assert self.proc is not None
@@ -719,7 +719,7 @@ def _plain_env(params: DictConfig) -> dict[str, str]:
     return {str(k): str(v) for k, v in OmegaConf.to_container(env, resolve=True).items()}  # type: ignore[union-attr]
 
 
-def rank_table_source(params: DictConfig) -> tuple[dict[str, Any], Optional[Path]]:
+def rank_table_source(params: DictConfig) -> tuple[dict[str, Any], Path | None]:
     """The rank table (validated) and its file, or a table generated from `devices` (file None)."""
     num = params.get("num_devices")
     if params.get("rank_table"):
@@ -988,7 +988,7 @@ def launch_device_pool(
             for run, _ in running.values():
                 run.stop()
     ordered = [results[job.idx] for job in jobs]
-    failed = [(job, ret) for job, ret in zip(jobs, ordered) if ret.status != JobStatus.COMPLETED]
+    failed = [(job, ret) for job, ret in zip(jobs, ordered, strict=True) if ret.status != JobStatus.COMPLETED]
     if failed:
         lines = []
         for job, ret in failed:

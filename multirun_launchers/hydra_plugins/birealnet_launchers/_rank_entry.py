@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Optional
+from typing import Any
 
 
 def _die_with_parent() -> None:
@@ -53,7 +53,7 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _read_exit(job_dir: str, rank: int) -> Optional[dict[str, Any]]:
+def _read_exit(job_dir: str, rank: int) -> dict[str, Any] | None:
     try:
         with open(os.path.join(job_dir, f"rank_{rank}", "exit.json"), encoding="utf-8") as f:
             return json.load(f)
@@ -117,7 +117,7 @@ def run_rank(job_file: str, offset: int, header: dict[str, Any], rank: int, rank
 
     info: dict[str, Any] = {"rank": rank, "status": "failed", "error": None, "comm_initialized": False}
     code = 1
-    ret: Optional[JobReturn] = None
+    ret: JobReturn | None = None
     try:
         with open(job_file, "rb") as f:
             f.seek(offset)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 HCCN_CONF = "/etc/hccn.conf"
 _TOP_KEYS = ("version", "server_count", "server_list", "status")
@@ -35,7 +35,7 @@ class RankEntry:
     server_id: str
 
 
-def read_hccn_conf(path: Union[str, Path] = HCCN_CONF) -> dict[int, str]:
+def read_hccn_conf(path: str | Path = HCCN_CONF) -> dict[int, str]:
     """Device IPs from the `address_N=IP` lines of an hccn.conf file, by device id."""
     path = Path(path)
     if not path.is_file():
@@ -51,7 +51,7 @@ def read_hccn_conf(path: Union[str, Path] = HCCN_CONF) -> dict[int, str]:
     return addresses
 
 
-def parse_devices(spec: Union[str, int, Iterable[Union[int, str]]]) -> list[int]:
+def parse_devices(spec: str | int | Iterable[int | str]) -> list[int]:
     """Device ids from `"0-7"`, `"0,2,4"`, `3` or a list of ints."""
     if isinstance(spec, int):
         return [spec]
@@ -86,7 +86,7 @@ def host_addresses() -> set[str]:
     return {a for a in addresses if a}
 
 
-def primary_ip() -> Optional[str]:
+def primary_ip() -> str | None:
     """The IPv4 address of the interface that routes outwards (no packet is sent)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -99,10 +99,10 @@ def primary_ip() -> Optional[str]:
 
 
 def build_rank_table(
-    devices: Union[str, Iterable[int]],
-    device_ips: Optional[Union[Sequence[str], Mapping[int, str]]] = None,
-    server_id: Optional[str] = None,
-    hccn_conf: Union[str, Path] = HCCN_CONF,
+    devices: str | Iterable[int],
+    device_ips: Sequence[str] | Mapping[int, str] | None = None,
+    server_id: str | None = None,
+    hccn_conf: str | Path = HCCN_CONF,
 ) -> dict[str, Any]:
     """A one-server rank table for `devices` (ranks 0..n-1 in device order), as hccl_tools writes it.
 
@@ -134,7 +134,7 @@ def build_rank_table(
                 f"{len(ip_list)} device_ips for {len(device_list)} devices: give exactly one IP per device, "
                 f"in the order of hydra.launcher.devices"
             )
-        ips = dict(zip(device_list, ip_list))
+        ips = dict(zip(device_list, ip_list, strict=True))
     server = server_id or primary_ip() or "127.0.0.1"
     table = {
         "version": "1.0",
@@ -178,7 +178,7 @@ def merge_rank_tables(tables: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def load_rank_table(path: Union[str, Path], num_devices: Optional[int] = None) -> dict[str, Any]:
+def load_rank_table(path: str | Path, num_devices: int | None = None) -> dict[str, Any]:
     """Read and validate a rank table file; `num_devices`, when given, is the expected total rank count."""
     path = Path(path)
     if not path.is_file():
@@ -197,7 +197,7 @@ def load_rank_table(path: Union[str, Path], num_devices: Optional[int] = None) -
 
 
 def validate_rank_table(
-    table: Any, source: str = "rank table", num_devices: Optional[int] = None
+    table: Any, source: str = "rank table", num_devices: int | None = None
 ) -> list[RankEntry]:
     """Check the hccl_tools format; return all devices in rank order, or raise RankTableError."""
 
@@ -277,8 +277,8 @@ def validate_rank_table(
 
 def local_ranks(
     table: Mapping[str, Any],
-    server_index: Optional[int] = None,
-    addresses: Optional[set[str]] = None,
+    server_index: int | None = None,
+    addresses: set[str] | None = None,
     source: str = "rank table",
 ) -> list[RankEntry]:
     """The ranks of this server: `server_index` if given, else the server whose server_id is one of this
@@ -308,7 +308,7 @@ def local_ranks(
     return [e for e in entries if e.server_index == index]
 
 
-def write_rank_table(table: Mapping[str, Any], path: Union[str, Path]) -> Path:
+def write_rank_table(table: Mapping[str, Any], path: str | Path) -> Path:
     """Write `table` as indented JSON; return the absolute path."""
     path = Path(path).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -332,7 +332,7 @@ def _require_ip(value: str, what: str, fail: Any) -> None:
         ) from None
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command line: generate (from devices and hccn.conf), merge, or check rank tables."""
     parser = argparse.ArgumentParser(
         prog="python -m hydra_plugins.birealnet_launchers.rank_table", description=__doc__.splitlines()[0]

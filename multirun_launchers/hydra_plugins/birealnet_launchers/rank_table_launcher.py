@@ -1,7 +1,7 @@
 """Hydra launcher: each job as one process per device of this server in an Ascend rank table (HCCL)."""
 
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
@@ -14,9 +14,9 @@ class RankTableLauncher(Launcher):
 
     def __init__(self, **params: Any) -> None:
         self.params = params
-        self.config: Optional[DictConfig] = None
-        self.task_function: Optional[TaskFunction] = None
-        self.hydra_context: Optional[HydraContext] = None
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
