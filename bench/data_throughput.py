@@ -142,6 +142,8 @@ def main() -> None:
         f"python bench/data_throughput.py --images {args.images} --size {args.size}"
         f" --batch {args.batch} --steps {args.steps}"
     )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    rows.append(f"\nLoad average while it ran (1, 5, 15 min): {load} on {os.cpu_count()} cores.")
     append_section(
         f"Train data pipeline vs BiRealNet-18 train step, {args.size} px, {args.images} JPEGs of 300-500 px"
         f" (mean {mean_kb:.0f} KB)",

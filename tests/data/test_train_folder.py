@@ -44,3 +44,26 @@ def test_training_on_a_folder_of_digits_learns(digits_folder, tmp_path):
     assert [r["epoch"] for r in records] == [1, 2]
     assert records[-1]["step"] == 2 * (1500 // 64)
     assert records[-1]["val_top1"] > 0.4  # chance is 0.1; this run reaches about 0.65
+
+
+@pytest.mark.slow
+def test_mixup_sweep_trains_with_soft_targets(tmp_path):
+    """`-m augment.mixup=0,0.2` is a real sweep: the second job trains on float32 soft targets."""
+    overrides = [
+        "-m",
+        "augment.mixup=0,0.2",
+        "augment.cutmix=1.0",
+        "augment.mixup_mode=elem",
+        "train.epochs=1",
+        "model.width=8",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "run.py", *overrides], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for job in ("0", "1"):
+        summary = json.loads((tmp_path / job / "summary.json").read_text())
+        assert 0.0 <= summary["best_val_top1"] <= 1.0 and summary["epochs"] == 1
+    config = (tmp_path / "1" / ".hydra" / "config.yaml").read_text()
+    assert "mixup: 0.2" in config and "cutmix: 1.0" in config
