@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,14 +108,24 @@ def image_problem(path: str) -> str | None:
     return None
 
 
-def verify_images(index: FolderIndex, policy: str, folder: str, workers: int | None = None) -> FolderIndex:
-    """Decode-check every file of `index` in threads; `policy` error raises, skip leaves bad files out."""
+def check_policy(policy: str) -> None:
+    """`dataset.on_bad_image` is error or skip."""
     if policy not in BAD_IMAGE_POLICIES:
         raise UsageError(
             f"dataset.on_bad_image must be one of {'|'.join(BAD_IMAGE_POLICIES)}, got {policy!r}"
         )
+
+
+def verify_images(index: FolderIndex, policy: str, folder: str, workers: int | None = None) -> FolderIndex:
+    """Decode-check every file of `index` in threads; `policy` error raises, skip leaves bad files out."""
+    check_policy(policy)
+    log.info(
+        "%s: decode-checking %d images (dataset.check_images=false skips this)", folder, len(index.paths)
+    )
+    start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers or min(32, (os.cpu_count() or 1) * 4)) as pool:
         problems = list(pool.map(image_problem, index.paths, chunksize=64))
+    log.info("%s: checked %d images in %.1fs", folder, len(problems), time.perf_counter() - start)
     bad = [(path, why) for path, why in zip(index.paths, problems, strict=True) if why is not None]
     if not bad:
         return index
@@ -129,6 +140,10 @@ def verify_images(index: FolderIndex, policy: str, folder: str, workers: int | N
     log.warning(
         "%s: skipped %d bad images of %d (dataset.on_bad_image=skip)", folder, len(bad), len(problems)
     )
+    if len(bad) == len(problems):
+        raise UsageError(
+            f"{folder}: all {len(bad)} images are bad (first: {bad[0][0]}: {bad[0][1]}): fix the folder"
+        )
     keep = [why is None for why in problems]
     paths = [p for p, k in zip(index.paths, keep, strict=True) if k]
     return FolderIndex(paths, index.labels[np.asarray(keep)], index.classes, index.ignored, len(bad))
@@ -171,6 +186,7 @@ def create_folder(
     """
     import mindspore.dataset as ds
 
+    check_policy(on_bad_image)
     index = scan_split(root, split, num_classes)
     if check_images:
         index = verify_images(index, on_bad_image, str(Path(str(root)) / split))

@@ -173,3 +173,14 @@ def test_cli_bad_root_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "nowhere is not a folder: pass the folder holding train/ and val/" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_all_images_bad_under_skip_is_an_error_and_the_policy_is_checked_up_front(tmp_path):
+    for split in ("train",):
+        folder = tmp_path / split / "only"
+        folder.mkdir(parents=True)
+        bad_files(folder)
+    with pytest.raises(UsageError, match=r"all 4 images are bad .*: fix the folder"):
+        build(tmp_path, num_classes=1, on_bad_image="skip")
+    with pytest.raises(UsageError, match="on_bad_image must be one of"):
+        build(tmp_path, num_classes=1, on_bad_image="warn", check_images=False)
