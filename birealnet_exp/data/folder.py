@@ -53,7 +53,19 @@ def scan_split(root: str | os.PathLike, split: str, num_classes: int | None) -> 
         )
     classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
     if not classes:
-        raise UsageError(f"{folder} has no class folders: put each class's images in {folder}/<class>/")
+        raise UsageError(
+            f"{folder} has no class folders: put each class's images in {folder}/<class>/"
+            " (ImageNet's flat val/ needs sorting into class folders first)"
+        )
+    train_folder = root / "train"
+    if split != "train" and train_folder.is_dir():
+        train_classes = sorted(entry.name for entry in os.scandir(train_folder) if entry.is_dir())
+        if classes != train_classes:
+            odd = sorted(set(classes) ^ set(train_classes))[:3]
+            raise UsageError(
+                f"{folder} and {train_folder} have different class folders (e.g. {', '.join(odd)}):"
+                " labels are folder names in sorted order, so both splits need the same class folders"
+            )
     if num_classes is None:
         raise UsageError(f"{folder} has {len(classes)} class folders: set dataset.num_classes={len(classes)}")
     if len(classes) != int(num_classes):

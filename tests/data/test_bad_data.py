@@ -75,6 +75,12 @@ def test_class_count_that_disagrees(image_folder):
         build(image_folder, num_classes=None)
 
 
+def test_val_classes_that_differ_from_train(image_folder):
+    (image_folder / "val" / "fox").rename(image_folder / "val" / "wolf")
+    with pytest.raises(UsageError, match=r"different class folders \(e.g. fox, wolf\)"):
+        build(image_folder, "val")
+
+
 def bad_files(folder: Path) -> dict[str, str]:
     """Write one of each bad file into `folder`; returns name -> expected reason."""
     good = jpeg_bytes()
