@@ -21,6 +21,8 @@ from _common import append_section
 from omegaconf import OmegaConf
 from PIL import Image
 
+from birealnet_exp.engine.distributed import cap_cpu_isa
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -113,7 +115,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=4)
     args = parser.parse_args()
-    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")  # as hardware=cpu
+    cap_cpu_isa("AVX2")  # as hardware=cpu does for a run
     root = Path(tempfile.mkdtemp(prefix="data_throughput_"))
     try:
         make_images(root, args.images)
