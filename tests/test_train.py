@@ -153,6 +153,45 @@ def test_resume_without_a_checkpoint_is_one_clear_line(tmp_path):
     assert "train.resume=true" in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
 
 
+def test_seed_format_checkpoint_evaluates_like_our_own(trained, tmp_path):
+    """The seed's training checkpoints prefix network keys with `model.` and carry Adam moments and the
+    loss scale: built here from our best.ckpt with those names, it loads (prefix stripped, extras reported)
+    and gives the same val top-1."""
+    import mindspore as ms
+
+    ours = ms.load_checkpoint(str(trained / "checkpoints/best.ckpt"))
+    network = network_weights(trained / "checkpoints/best.ckpt")
+    seed_entries = [{"name": f"model.{k}", "data": ms.Tensor(v)} for k, v in network.items()]
+    seed_entries += [
+        {"name": f"{m}.model.{k}", "data": ms.Tensor(v * 0)}
+        for m in ("adam_m", "adam_v")
+        for k, v in network.items()
+    ]
+    seed_entries += [
+        {"name": "scale_sense", "data": ms.Tensor(16777216.0, ms.float32)},
+        {"name": "global_step", "data": ms.Tensor([460], ms.int32)},
+    ]
+    assert set(network) == {k for k in ours if k in network}
+    seed_ckpt = tmp_path / "birealnet_seed.ckpt"
+    ms.save_checkpoint(seed_entries, str(seed_ckpt))
+    run_py(
+        "task=eval", "model.width=8", f"model.pretrained={seed_ckpt}", f"hydra.run.dir={tmp_path / 'eval'}"
+    )
+    metrics = json.loads((tmp_path / "eval/eval.json").read_text())
+    summary = json.loads((trained / "summary.json").read_text())
+    assert metrics["val_top1"] == pytest.approx(summary["best_val_top1"], abs=1e-9)
+    log = (tmp_path / "eval/run.log").read_text()
+    n = len(network)
+    assert (
+        f"loaded {n} parameters, stripped the 'model.' prefix, ignored {2 * n + 2} non-network entries" in log
+    )
+
+
+def test_amp_in_graph_mode_on_the_cpu_is_refused_in_one_line(tmp_path):
+    proc = run_py(*TINY, "train.amp_level=O1", f"hydra.run.dir={tmp_path}", returncode=2)
+    assert "hardware.mode=pynative" in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+
+
 def test_export_mindir_round_trips(trained, tmp_path):
     run_py(
         "task=export",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -147,7 +148,10 @@ class Trainer:
         for epoch in range(self.start_epoch, self.epochs):
             self._call("on_epoch_start", epoch)
             self.network.set_train(True)
-            ds.config.set_seed(epoch_seed(self.data_seed, epoch))
+            seed = epoch_seed(self.data_seed, epoch)
+            ds.config.set_seed(seed)  # read when the iterator is made: shuffle and map ops of this epoch
+            np.random.seed(seed)  # and Python-side batch maps that draw from the global generators
+            random.seed(seed)
             iterator = train.dataset.create_tuple_iterator(num_epochs=1)
             overflow_before = int(self.train_step.overflow_steps.asnumpy())
             epoch_start = time.perf_counter()
