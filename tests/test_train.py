@@ -58,9 +58,12 @@ def test_run_folder_has_every_file(trained):
         "metrics.jsonl",
         "summary.json",
         "curves.png",
+        "lr_schedule.png",
         "model_summary.txt",
         "checkpoints/last.ckpt",
         "checkpoints/best.ckpt",
+        "checkpoints/epoch_0001.ckpt",
+        "checkpoints/epoch_0002.ckpt",
     ):
         assert (trained / name).is_file(), f"{name} missing from the run folder"
     assert (trained / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
