@@ -151,6 +151,14 @@ def test_killed_run_resumes_to_the_same_epochs_metrics_and_weights(trained, tmp_
     assert "resumed from" in (out / "run.log").read_text()
 
 
+def test_resume_from_an_epoch_checkpoint_into_a_new_folder(trained, tmp_path):
+    run_py(*TINY, f"hydra.run.dir={tmp_path}", f"train.resume={trained / 'checkpoints/epoch_0001.ckpt'}")
+    first, resumed = read_jsonl(trained / "metrics.jsonl"), read_jsonl(tmp_path / "metrics.jsonl")
+    assert resumed[0] == first[0]  # copied from the source run
+    for key in ("lr", "train_loss", "val_loss", "val_top1"):
+        assert resumed[1][key] == first[1][key], key
+
+
 def test_resume_without_a_checkpoint_is_one_clear_line(tmp_path):
     proc = run_py(*TINY, f"hydra.run.dir={tmp_path}", "train.resume=true", returncode=2)
     assert "train.resume=true" in proc.stderr + proc.stdout and "Traceback" not in proc.stderr

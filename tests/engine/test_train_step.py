@@ -62,7 +62,7 @@ def test_dynamic_scale_halves_on_overflow_and_grows_after_a_clean_window():
         loss_scale_value=2.0**127,
         loss_scale_window=3,
     )
-    x, y = batch(scale=10.0)
+    x, y = batch(scale=1e3)  # gradients ~1e3
     before = weights(network)
     step(x, y)  # 2^127 * loss overflows float32: skipped, scale halves
     assert int(step.overflow_steps.asnumpy()) == 1 and float(step.scale_sense.asnumpy()) == 2.0**126
@@ -77,6 +77,7 @@ def test_dynamic_scale_halves_on_overflow_and_grows_after_a_clean_window():
         loss_scale_value=8.0,
         loss_scale_window=3,
     )
+    x, y = batch()
     for _ in range(3):
         small(x, y)
     assert float(small.scale_sense.asnumpy()) == 16.0 and int(small.good_steps.asnumpy()) == 0
