@@ -125,6 +125,7 @@ def test_two_step_recipe_composes_reactnet_values():
     assert cfg.two_step.step1.model.binary == "activations" and cfg.two_step.step2.model.binary == "both"
 
 
+@pytest.mark.slow  # two trainings in one process: ~110 s on this 2-core machine
 def test_two_step_training_runs_both_steps_in_one_command(tmp_path):
     overrides = [
         "experiment=two_step",
