@@ -15,6 +15,8 @@ class Task(str, Enum):
 
     train = "train"
     eval = "eval"
+    export = "export"
+    two_step = "two_step"
 
 
 @dataclass
@@ -24,8 +26,24 @@ class TrainConfig:
     epochs: int = MISSING
     batch_size: int = MISSING
     clip_grad_norm: Optional[float] = MISSING
-    resume: Any = False  # false | true (this run folder) | a path to a last.ckpt
+    amp_level: str = "O0"  # O0 | O1 | O2 | O3
+    loss_scale: str = "none"  # none | fixed | dynamic
+    loss_scale_value: Optional[float] = None  # null: 2^24 for dynamic, 1024 for fixed
+    loss_scale_factor: float = 2.0
+    loss_scale_window: int = 2000
+    resume: Any = False  # false | true (this run folder) | a path to a last.ckpt or a run folder
+    save_every: int = 1
+    keep_checkpoints: int = 5
     log_every: int = 10
+
+
+@dataclass
+class ExportConfig:
+    """`export.*`: what `task=export` writes."""
+
+    format: str = "mindir"  # mindir (any device) | air (Ascend only) | onnx
+    batch_size: int = 1
+    file_name: str = "model"
 
 
 @dataclass
@@ -35,6 +53,8 @@ class Config:
     task: Task = MISSING
     seed: int = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    two_step: Any = None  # task=two_step: {step1: {...}, step2: {...}}, config merged onto each step
     model: Any = MISSING
     dataset: Any = MISSING
     augment: Any = MISSING

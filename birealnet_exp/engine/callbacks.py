@@ -82,6 +82,12 @@ class RunFolder(Callback):
         self.run_dir = Path(run_dir)
         self.metrics_path = self.run_dir / "metrics.jsonl"
 
+    def on_fit_start(self, trainer: Any) -> None:
+        """A resumed run keeps the records of the epochs it resumes after and drops any later ones."""
+        if self.metrics_path.exists():
+            kept = [r for r in read_metrics(self.metrics_path) if r["epoch"] <= trainer.start_epoch]
+            atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+
     def on_epoch_end(self, trainer: Any, record: dict) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with open(self.metrics_path, "a") as f:
@@ -93,15 +99,34 @@ class RunFolder(Callback):
 
 
 class Checkpointer(Callback):
-    """checkpoints/last.ckpt (network, optimizer, position) each epoch; best.ckpt (network) on a new best."""
+    """checkpoints/: last.ckpt (network, optimizer, loss scale, position) after every epoch, the resume
+    point; epoch_NNNN.ckpt (the same) every `every` epochs, the newest `keep` kept; best.ckpt (network
+    only) on a new best val top-1. Every file is written atomically."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, every: int = 1, keep: int = 5) -> None:
+        from birealnet_exp.errors import UsageError
+
+        if every < 1 or keep < 0:
+            raise UsageError(
+                f"need train.save_every >= 1 and train.keep_checkpoints >= 0, got {every}, {keep}"
+            )
         self.dir = Path(run_dir) / "checkpoints"
+        self.every = int(every)
+        self.keep = int(keep)
+
+    def epoch_files(self) -> list[Path]:
+        """The epoch_NNNN.ckpt files, oldest first."""
+        return sorted(self.dir.glob("epoch_*.ckpt"), key=lambda p: int(p.stem.split("_")[1]))
 
     def on_epoch_end(self, trainer: Any, record: dict) -> None:
-        position = {"epoch": record["epoch"], "step": record["step"]}
-        position.update(best_val_top1=trainer.best_val_top1, best_epoch=trainer.best_epoch)
+        position = trainer.position(record["epoch"])
         save_checkpoint_atomic(trainer.train_step, self.dir / "last.ckpt", append_dict=position)
+        if self.keep and record["epoch"] % self.every == 0:
+            save_checkpoint_atomic(
+                trainer.train_step, self.dir / f"epoch_{record['epoch']:04d}.ckpt", append_dict=position
+            )
+            for old in self.epoch_files()[: -self.keep]:
+                old.unlink()
         if trainer.best_epoch == record["epoch"]:
             save_checkpoint_atomic(trainer.network, self.dir / "best.ckpt", append_dict=position)
             log.info(

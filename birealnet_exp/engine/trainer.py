@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,7 @@ import numpy as np
 from birealnet_exp.data.loader import DataSplit
 from birealnet_exp.engine.callbacks import Callback
 from birealnet_exp.engine.distributed import Dist
+from birealnet_exp.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -39,33 +42,37 @@ def evaluate(eval_step: Any, val: DataSplit) -> dict:
     return {"val_loss": loss_sum / seen, "val_top1": correct1 / seen, "val_top5": correct5 / seen}
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The dataset engine's seed for one epoch: shuffle and augmentation depend on (seed, epoch) only,
+    so a resumed run reads its remaining epochs exactly as an uninterrupted one does."""
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0] % (2**31 - 1))
+
+
 class Trainer:
-    """Fits a network with a compiled train step and evaluates top-1/top-5 after every epoch."""
+    """Fits the network of a TrainStep over the epochs its per-step LR schedule spans; evaluates top-1/top-5
+    after every epoch; callbacks write the run folder. `restore` continues from a last.ckpt."""
 
     def __init__(
         self,
-        network: Any,
-        loss_fn: Any,
-        optimizer: Any,
+        train_step: Any,
         lr_schedule: np.ndarray,
         *,
         epochs: int,
         dist: Dist = Dist(),
-        clip_grad_norm: float | None = None,
         callbacks: Sequence[Callback] = (),
+        data_seed: int = 0,
     ) -> None:
-        from birealnet_exp.engine.train_step import EvalStep, TrainStep
+        from birealnet_exp.engine.train_step import EvalStep
 
-        self.network = network
-        self.optimizer = optimizer
+        self.train_step = train_step
+        self.network = train_step.network
+        self.optimizer = train_step.optimizer
         self.lr_schedule = np.asarray(lr_schedule)
         self.epochs = int(epochs)
         self.dist = dist
         self.callbacks = list(callbacks)
-        self.train_step = TrainStep(
-            network, loss_fn, optimizer, clip_grad_norm, reduce_grads=dist.distributed
-        )
-        self.eval_step = EvalStep(network, loss_fn)
+        self.data_seed = int(data_seed)
+        self.eval_step = EvalStep(self.network, train_step.loss_fn)
         self.steps_per_epoch = 0
         self.start_epoch = 0
         self.best_val_top1 = -1.0
@@ -75,23 +82,78 @@ class Trainer:
         for callback in self.callbacks:
             getattr(callback, hook)(self, *args)
 
+    def position(self, epoch: int) -> dict:
+        """What a checkpoint carries besides parameters: epochs done, global step, best so far."""
+        return {
+            "epoch": int(epoch),
+            "step": int(epoch) * self.steps_per_epoch,
+            "best_val_top1": repr(float(self.best_val_top1)),  # a string: exact, not float32
+            "best_epoch": int(self.best_epoch),
+        }
+
+    def restore(self, path: str | Path, steps_per_epoch: int) -> int:
+        """Load network, optimizer state, loss scale and position from a last.ckpt; return its epoch."""
+        import mindspore as ms
+
+        from birealnet_exp.models.checkpoints import read_checkpoint
+
+        path = str(path)
+        state = read_checkpoint(path)
+        missing_position = {"epoch", "step", "best_val_top1", "best_epoch", "global_step"} - set(state)
+        if missing_position:
+            raise UsageError(
+                f"{path} is not a resumable checkpoint (no {', '.join(sorted(missing_position))}): resume "
+                f"from a run's checkpoints/last.ckpt, or load weights only with model.pretrained={path}"
+            )
+        epoch, step = int(state.pop("epoch").asnumpy()), int(state.pop("step").asnumpy())
+        best_val_top1, best_epoch = float(state.pop("best_val_top1")), int(state.pop("best_epoch").asnumpy())
+        state.pop("learning_rate", None)  # the schedule comes from this run's config
+        if step != epoch * steps_per_epoch or epoch > self.epochs:
+            raise UsageError(
+                f"{path} stopped at epoch {epoch}, step {step}; this run has {steps_per_epoch} steps per "
+                f"epoch and {self.epochs} epochs: resume with the run's own dataset, batch size and epochs"
+            )
+        expected = {p.name: tuple(p.shape) for p in self.train_step.get_parameters()}
+        expected.pop("learning_rate", None)
+        absent = sorted(set(expected) - set(state))
+        mismatched = [k for k in expected if k in state and tuple(state[k].shape) != expected[k]]
+        if absent or mismatched:
+            first = (absent or mismatched)[0]
+            raise UsageError(
+                f"{path} does not fit this run's model and optimizer ({len(absent)} entries missing, "
+                f"{len(mismatched)} of another shape, first: {first}): resume with the run's own config"
+            )
+        ms.load_param_into_net(self.train_step, state, strict_load=True)
+        self.start_epoch, self.best_val_top1, self.best_epoch = epoch, best_val_top1, best_epoch
+        log.info(
+            "resumed from %s at epoch %d (step %d), best val_top1 %.4f", path, epoch, step, best_val_top1
+        )
+        return epoch
+
     def evaluate(self, val: DataSplit) -> dict:
         """Mean loss, top-1 and top-5 over every sample of `val`."""
         return evaluate(self.eval_step, val)
 
     def fit(self, train: DataSplit, val: DataSplit) -> dict:
         """Train for the remaining epochs; return the summary (best/final top-1, wall time, ...)."""
+        import mindspore.dataset as ds
+
         self.steps_per_epoch = train.steps_per_epoch
         expected = self.epochs * self.steps_per_epoch
         if len(self.lr_schedule) != expected:
             raise ValueError(f"the LR schedule has {len(self.lr_schedule)} steps, the run needs {expected}")
         wall_start = time.perf_counter()
         self._call("on_fit_start")
-        iterator = train.dataset.create_tuple_iterator(num_epochs=self.epochs - self.start_epoch)
         record: dict = {}
         for epoch in range(self.start_epoch, self.epochs):
             self._call("on_epoch_start", epoch)
             self.network.set_train(True)
+            seed = epoch_seed(self.data_seed, epoch)
+            ds.config.set_seed(seed)  # read when the iterator is made: shuffle and map ops of this epoch
+            np.random.seed(seed)  # and Python-side batch maps that draw from the global generators
+            random.seed(seed)
+            iterator = train.dataset.create_tuple_iterator(num_epochs=1)
+            overflow_before = int(self.train_step.overflow_steps.asnumpy())
             epoch_start = time.perf_counter()
             losses = []
             for i, (images, labels) in enumerate(iterator):
@@ -119,6 +181,8 @@ class Trainer:
                 "lr": float(self.lr_schedule[(epoch + 1) * self.steps_per_epoch - 1]),
                 "train_loss": float(np.mean(losses)),
                 **metrics,
+                "overflow_steps": int(self.train_step.overflow_steps.asnumpy()) - overflow_before,
+                "loss_scale": float(self.train_step.scale_sense.asnumpy()),
                 "epoch_time_s": time.perf_counter() - epoch_start,
                 "train_img_per_s": len(losses) * train.batch_size * self.dist.group_size / train_s,
             }
@@ -130,6 +194,7 @@ class Trainer:
                 "val_top1",
                 "val_top5",
                 "lr",
+                "overflow_steps",
                 "epoch_time_s",
                 "train_img_per_s",
             )
@@ -146,6 +211,7 @@ class Trainer:
             "final_val_top1": record.get("val_top1"),
             "final_val_top5": record.get("val_top5"),
             "epochs": self.epochs,
+            "resumed_from_epoch": self.start_epoch,
             "steps": self.epochs * self.steps_per_epoch,
             "wall_s": time.perf_counter() - wall_start,
             "num_params": int(sum(int(np.prod(p.shape)) for p in self.network.get_parameters())),

@@ -1,0 +1,1 @@
+"""Deployable exports: MindIR (loaded back and compared), AIR on Ascend."""
