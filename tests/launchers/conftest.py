@@ -20,6 +20,21 @@ from launcher_testing import DEVICE_IPS  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
+def pristine_hydra_version_base() -> Iterator[None]:
+    """Hydra's suites assume no version_base was set; other tests' compose(version_base="1.3") sets one.
+
+    The launchers hand Hydra's Singleton state to every rank, so a leftover base would change the
+    ranks' behaviour (no chdir) too.
+    """
+    from hydra import version
+
+    base = version.VersionBase.instance()  # a Singleton: VersionBase() would return this same object
+    saved, base.version_base = base.version_base, version._UNSPECIFIED_
+    yield
+    base.version_base = saved
+
+
+@pytest.fixture(autouse=True)
 def plugin_on_pythonpath(monkeypatch: pytest.MonkeyPatch) -> None:
     """Subprocesses (Hydra apps, rank processes) find the plugin whether or not the project is installed."""
     parts = [str(REPO), str(PLUGIN_ROOT)] + [
