@@ -70,9 +70,9 @@ def build_data(cfg: DictConfig, split: str, dist: Dist) -> DataSplit:
     )
 
 
-def build_model(cfg: DictConfig) -> Any:
-    """The network of `cfg.model` (loads `model.pretrained` when set)."""
-    return instantiate(cfg.model)
+def build_model(cfg: DictConfig, num_classes: int | None = None) -> Any:
+    """The network of `cfg.model` (loads `model.pretrained` when set), for `num_classes` the data found."""
+    return instantiate(cfg.model, **({"num_classes": num_classes} if num_classes else {}))
 
 
 def write_model_summary(network: Any, split: DataSplit, path: Path) -> None:
@@ -134,7 +134,7 @@ def train(cfg: DictConfig, out: Path | None = None) -> float:
     dist = distributed.setup(cfg.hardware)
     seed_everything(cfg.seed)
     train_split, val_split = build_data(cfg, "train", dist), build_data(cfg, "val", dist)
-    network = build_model(cfg)
+    network = build_model(cfg, train_split.num_classes)
     steps_per_epoch = train_split.steps_per_epoch
     schedule = instantiate(
         cfg.schedule, base_lr=cfg.optimizer.lr, epochs=cfg.train.epochs, steps_per_epoch=steps_per_epoch
@@ -225,7 +225,8 @@ def evaluate(cfg: DictConfig) -> float:
         raise UsageError("task=eval needs a checkpoint: pass model.pretrained=<path to a .ckpt>")
     dist = distributed.setup(cfg.hardware)
     seed_everything(cfg.seed)
-    metrics = evaluate_split(EvalStep(build_model(cfg), build_loss(cfg)), build_data(cfg, "val", dist))
+    val_split = build_data(cfg, "val", dist)
+    metrics = evaluate_split(EvalStep(build_model(cfg, val_split.num_classes), build_loss(cfg)), val_split)
     metrics["checkpoint"] = str(cfg.model.pretrained)
     log.info(
         "eval of %s: val_top1 %.4f  val_top5 %.4f  val_loss %.4f",

@@ -40,7 +40,10 @@ class FolderIndex:
 
 
 def scan_split(root: str | os.PathLike, split: str, num_classes: int | None) -> FolderIndex:
-    """List `root/split/<class>/<image>` (classes sorted by name); check the tree and the class count."""
+    """List `root/split/<class>/<image>` (classes sorted by name); check the tree and the class count.
+
+    `num_classes=None` takes the count of class folders found.
+    """
     if root in (None, "", "???"):
         raise UsageError("this dataset needs a folder: pass dataset.root=<folder holding train/ and val/>")
     root = Path(root).expanduser()
@@ -66,9 +69,7 @@ def scan_split(root: str | os.PathLike, split: str, num_classes: int | None) -> 
                 f"{folder} and {train_folder} have different class folders (e.g. {', '.join(odd)}):"
                 " labels are folder names in sorted order, so both splits need the same class folders"
             )
-    if num_classes is None:
-        raise UsageError(f"{folder} has {len(classes)} class folders: set dataset.num_classes={len(classes)}")
-    if len(classes) != int(num_classes):
+    if num_classes is not None and len(classes) != int(num_classes):
         raise UsageError(
             f"{folder} has {len(classes)} class folders but dataset.num_classes={num_classes}:"
             f" set dataset.num_classes={len(classes)} or fix the folder"
@@ -227,7 +228,7 @@ def create_folder(
         transforms=transforms,
         num_samples=dataset.get_dataset_size(),
         batch_size=batch_size,
-        num_classes=int(num_classes),
+        num_classes=len(index.classes),
         num_parallel_workers=int(num_parallel_workers),
         augment=augment,
         seed=seed + dist.rank,

@@ -29,10 +29,13 @@ TRAINING_STATE_KEYS = frozenset(
         "epoch_num",
         "step_num",
         "loss_scale",
+        # what our own last.ckpt carries besides the network and the optimizer
         "epoch",
         "step",
         "best_val_top1",
-        "best_epoch",  # the position our own last.ckpt carries
+        "best_epoch",
+        "loss_scale_good_steps",
+        "overflow_steps",
     }
 )
 
