@@ -69,9 +69,16 @@ def build_data(cfg: DictConfig, split: str, dist: Dist) -> DataSplit:
     )
 
 
-def build_model(cfg: DictConfig) -> Any:
-    """The network of `cfg.model` (loads `model.pretrained` when set)."""
-    return instantiate(cfg.model)
+def build_model(cfg: DictConfig, dist: Dist = Dist()) -> Any:
+    """The network of `cfg.model` (loads `model.pretrained` when set); SyncBatchNorm on multi-card Ascend."""
+    network = instantiate(cfg.model)
+    if distributed.wants_sync_batchnorm(dist):
+        log.info(
+            "SyncBatchNorm over %d ranks: %d BatchNorm2d replaced",
+            dist.group_size,
+            distributed.sync_batchnorm(network),
+        )
+    return network
 
 
 def write_model_summary(network: Any, split: DataSplit, path: Path) -> None:
@@ -98,7 +105,7 @@ def train(cfg: DictConfig) -> float:
     dist = distributed.setup(cfg.hardware)
     seed_everything(cfg.seed)
     train_split, val_split = build_data(cfg, "train", dist), build_data(cfg, "val", dist)
-    network = build_model(cfg)
+    network = build_model(cfg, dist)
     schedule = instantiate(
         cfg.schedule,
         base_lr=cfg.optimizer.lr,
@@ -132,6 +139,13 @@ def train(cfg: DictConfig) -> float:
     if dist.is_main:
         write_model_summary(network, train_split, out / "model_summary.txt")
     summary = trainer.fit(train_split, val_split)
+    if dist.distributed:  # equal on every rank when the gradients were averaged
+        log.info(
+            "rank %d of %d: weights digest %s",
+            dist.rank,
+            dist.group_size,
+            distributed.weights_digest(network),
+        )
     log.info(
         "best val_top1 %.4f at epoch %d (final %.4f) in %.0fs",
         summary["best_val_top1"],
@@ -152,7 +166,7 @@ def evaluate(cfg: DictConfig) -> float:
         raise UsageError("task=eval needs a checkpoint: pass model.pretrained=<path to a .ckpt>")
     dist = distributed.setup(cfg.hardware)
     seed_everything(cfg.seed)
-    metrics = evaluate_split(EvalStep(build_model(cfg), build_loss(cfg)), build_data(cfg, "val", dist))
+    metrics = evaluate_split(EvalStep(build_model(cfg, dist), build_loss(cfg)), build_data(cfg, "val", dist))
     metrics["checkpoint"] = str(cfg.model.pretrained)
     log.info(
         "eval of %s: val_top1 %.4f  val_top5 %.4f  val_loss %.4f",
