@@ -7,9 +7,12 @@ MS_SCHED_HOST / MS_SCHED_PORT / MS_NODE_ID (MindSpore's dynamic cluster, any dev
 
 import hashlib
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from hydra.experimental.callback import Callback
 
 from birealnet_exp.errors import UsageError
 
@@ -97,7 +100,7 @@ def check_device(device_target: str) -> None:
     if not available:
         raise DeviceUnavailableError(
             f"hardware.device_target={device_target} but this machine has no usable {device_target} for "
-            f"mindspore {ms.__version__}: run on a {device_target} machine with the matching mindspore "
+            f"mindspore {ms.__version__}: run on a machine that has one, with the matching mindspore "
             "build, or use hardware=cpu (or cpu2)"
         )
 
@@ -199,3 +202,17 @@ def weights_digest(network: Any) -> str:
         digest.update(param.name.encode())
         digest.update(param.asnumpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+class DeviceCheck(Callback):
+    """Hydra callback of the multi-device hardware options (`hydra.callbacks.device_check`): checks
+    hardware.device_target in the launching process, so a missing GPU or Ascend is one line (exit 2)
+    before any rank starts. Hydra only warns about a callback's exceptions, hence the SystemExit.
+    `~hydra.callbacks.device_check` on the command line turns it off."""
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        try:
+            check_device(normalize_target(_get(config.get("hardware"), "device_target", "CPU")))
+        except UsageError as error:
+            print(error, file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
