@@ -9,28 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
-from launcher_testing import DEVICE_IPS, alive, rank_pids, run_app, write_app
+from launcher_testing import DEVICE_IPS, alive, processes_mentioning, rank_pids, run_app, write_app
 from omegaconf import DictConfig
 
 
 def env_of(rank_dir: Path) -> dict:
     return dict(line.split("=", 1) for line in (rank_dir / "env.log").read_text().splitlines() if "=" in line)
-
-
-def processes_mentioning(text: str) -> list[psutil.Process]:
-    """Running processes whose command line mentions `text` (a job folder): none may outlive a job."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        try:
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and any(
-                text in part for part in proc.info["cmdline"] or []
-            ):
-                found.append(proc)
-        except psutil.Error:
-            pass
-    return found
 
 
 def job_dirs(root: Path) -> list[Path]:
