@@ -207,10 +207,14 @@ def weights_digest(network: Any) -> str:
 class DeviceCheck(Callback):
     """Hydra callback of the multi-device hardware options (`hydra.callbacks.device_check`): checks
     hardware.device_target in the launching process, so a missing GPU or Ascend is one line (exit 2)
-    before any rank starts. Hydra only warns about a callback's exceptions, hence the SystemExit.
+    before any rank starts, when one of this project's launchers starts the ranks on this machine.
+    Hydra only warns about a callback's exceptions, hence the SystemExit.
     `~hydra.callbacks.device_check` on the command line turns it off."""
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        launcher = str(config.hydra.launcher.get("_target_", ""))
+        if not launcher.startswith("hydra_plugins.birealnet_launchers."):
+            return  # e.g. submitit_slurm: the ranks run on other machines, not here
         try:
             check_device(normalize_target(_get(config.get("hardware"), "device_target", "CPU")))
         except UsageError as error:

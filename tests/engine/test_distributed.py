@@ -223,3 +223,27 @@ def test_digits_train_shards_are_disjoint_and_cover_the_split() -> None:
     whole = labels_and_pixels(0) | labels_and_pixels(1)
     first, second = labels_and_pixels(0), labels_and_pixels(1)
     assert len(first) == len(second) == 750 and not first & second and len(whole) == 1500
+
+
+def test_device_check_before_launch(capsys: pytest.CaptureFixture) -> None:
+    """hydra.callbacks.device_check of gpu8/ascend8: one line and exit 2 here; nothing for CPU, nor when
+    another launcher (submitit_slurm) starts the ranks on other machines."""
+    from omegaconf import OmegaConf
+
+    def config(target: str, launcher: str) -> object:
+        return OmegaConf.create(
+            {"hardware": {"device_target": target}, "hydra": {"launcher": {"_target_": launcher}}}
+        )
+
+    ours = "hydra_plugins.birealnet_launchers.msrun_launcher.MsrunLauncher"
+    with pytest.raises(SystemExit) as stopped:
+        distributed.DeviceCheck().on_multirun_start(config("GPU", ours))
+    assert stopped.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .startswith("hardware.device_target=GPU but this machine has no")
+    )
+    distributed.DeviceCheck().on_multirun_start(config("CPU", ours))
+    slurm = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    distributed.DeviceCheck().on_multirun_start(config("Ascend", slurm))
