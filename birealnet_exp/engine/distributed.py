@@ -6,6 +6,7 @@ MS_SCHED_HOST / MS_SCHED_PORT / MS_NODE_ID (MindSpore's dynamic cluster, any dev
 """
 
 import hashlib
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -15,6 +16,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from birealnet_exp.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 _TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
 
@@ -133,6 +136,14 @@ def setup(hardware: Any) -> Dist:
     else:
         ms.set_device(device_target, device_id)
     if launch == "single":
+        wanted = int(_get(hardware, "num_devices", 1))
+        if wanted > 1:
+            log.warning(
+                "hardware.num_devices=%d but this process was started alone (no rank environment): "
+                "training on one device. Multi-device options launch their ranks through their own "
+                "launcher; another hydra/launcher on the command line replaces it",
+                wanted,
+            )
         return Dist(device_target=device_target, device_id=device_id)
 
     from mindspore.communication import get_group_size, get_local_rank, get_rank, init
