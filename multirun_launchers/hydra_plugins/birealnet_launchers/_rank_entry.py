@@ -83,7 +83,8 @@ def run_scheduler(header: dict[str, Any]) -> int:
                 os._exit(0)
             time.sleep(0.2)
 
-    with open(os.path.join(job_dir, ".launcher", "scheduler.pid"), "w", encoding="utf-8") as f:
+    launch_dir = header.get("launch_dir") or os.path.join(job_dir, ".launcher")
+    with open(os.path.join(launch_dir, "scheduler.pid"), "w", encoding="utf-8") as f:
         f.write(f"{os.getpid()}\n")
     threading.Thread(target=watch, daemon=True).start()
     sys.path[:] = header["sys_path"]
