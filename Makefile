@@ -30,6 +30,7 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/cpu_isa.py
+	$(PY) bench/data_throughput.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache .ruff_cache

@@ -74,4 +74,6 @@ def create_digits(
         batch_size=batch_size,
         num_classes=num_classes,
         num_parallel_workers=num_parallel_workers,
+        augment=augment,
+        seed=seed + dist.rank,
     )
