@@ -106,7 +106,7 @@ def test_a_sweep_runs_two_jobs_at_a_time_under_the_device_pool(tmp_path: Path) -
         "hydra/launcher=device_pool",
         "hydra.launcher.devices=[0,1]",
         "optimizer.lr=2e-3,5e-3",
-        "seed=0,1",
+        "augment.mixup=0,0.2",
         *TINY[:1],
         "train.epochs=1",
         f"hydra.sweep.dir={out}",
