@@ -30,6 +30,20 @@ def plugin_on_pythonpath(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def fresh_hydra_version_base() -> Iterator[None]:
+    """Hydra's launcher suites expect a fresh process's version base (no version_base: chdir=True), but
+    compose() elsewhere in the session (initialize_config_dir(version_base="1.3")) sets it process-wide."""
+    from hydra.version import VersionBase
+
+    saved = VersionBase.instance()
+    fresh = VersionBase.__new__(VersionBase)  # VersionBase() would return the singleton itself
+    fresh.__init__()
+    VersionBase.set_instance(fresh)
+    yield
+    VersionBase.set_instance(saved)
+
+
 @pytest.fixture(scope="session")
 def rank_table_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-server, two-device rank table written the way hccl_tools writes it."""
