@@ -70,9 +70,19 @@ def build_data(cfg: DictConfig, split: str, dist: Dist) -> DataSplit:
     )
 
 
-def build_model(cfg: DictConfig, num_classes: int | None = None) -> Any:
-    """The network of `cfg.model` (loads `model.pretrained` when set), for `num_classes` the data found."""
-    return instantiate(cfg.model, **({"num_classes": num_classes} if num_classes else {}))
+def build_model(cfg: DictConfig, dist: Dist = Dist(), num_classes: int | None = None) -> Any:
+    """The network of `cfg.model` for `num_classes` (what the data found; default the config's).
+
+    Loads `model.pretrained` when set; SyncBatchNorm on multi-card Ascend.
+    """
+    network = instantiate(cfg.model, **({"num_classes": num_classes} if num_classes else {}))
+    if distributed.wants_sync_batchnorm(dist):
+        log.info(
+            "SyncBatchNorm over %d ranks: %d BatchNorm2d replaced",
+            dist.group_size,
+            distributed.sync_batchnorm(network),
+        )
+    return network
 
 
 def write_model_summary(network: Any, split: DataSplit, path: Path) -> None:
@@ -134,7 +144,7 @@ def train(cfg: DictConfig, out: Path | None = None) -> float:
     dist = distributed.setup(cfg.hardware)
     seed_everything(cfg.seed)
     train_split, val_split = build_data(cfg, "train", dist), build_data(cfg, "val", dist)
-    network = build_model(cfg, train_split.num_classes)
+    network = build_model(cfg, dist, train_split.num_classes)
     steps_per_epoch = train_split.steps_per_epoch
     schedule = instantiate(
         cfg.schedule, base_lr=cfg.optimizer.lr, epochs=cfg.train.epochs, steps_per_epoch=steps_per_epoch
@@ -174,6 +184,13 @@ def train(cfg: DictConfig, out: Path | None = None) -> float:
         write_model_summary(network, train_split, out / "model_summary.txt")
         plot_schedule(schedule, steps_per_epoch, out / "lr_schedule.png")
     summary = trainer.fit(train_split, val_split)
+    if dist.distributed:  # equal on every rank when the gradients were averaged
+        log.info(
+            "rank %d of %d: weights digest %s",
+            dist.rank,
+            dist.group_size,
+            distributed.weights_digest(network),
+        )
     log.info(
         "best val_top1 %.4f at epoch %d (final %s) in %.0fs",
         summary["best_val_top1"],
@@ -226,7 +243,8 @@ def evaluate(cfg: DictConfig) -> float:
     dist = distributed.setup(cfg.hardware)
     seed_everything(cfg.seed)
     val_split = build_data(cfg, "val", dist)
-    metrics = evaluate_split(EvalStep(build_model(cfg, val_split.num_classes), build_loss(cfg)), val_split)
+    network = build_model(cfg, dist, val_split.num_classes)
+    metrics = evaluate_split(EvalStep(network, build_loss(cfg)), val_split)
     metrics["checkpoint"] = str(cfg.model.pretrained)
     log.info(
         "eval of %s: val_top1 %.4f  val_top5 %.4f  val_loss %.4f",

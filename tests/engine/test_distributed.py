@@ -110,6 +110,20 @@ def task(cfg):
         "gradients_mean": ms.get_auto_parallel_context("gradients_mean"),
         "device_num": ms.get_auto_parallel_context("device_num"),
     }
+    # the project's TrainStep, compiled in graph mode under the data-parallel context: one SGD step
+    # (lr 1) on loss = sum(W x) with x different on each rank moves W by minus the mean of the x's
+    from birealnet_exp.engine.train_step import TrainStep
+
+    class SumLoss(nn.Cell):
+        def construct(self, logits, labels):
+            return (logits * labels).sum()
+
+    ms.set_context(mode=ms.GRAPH_MODE)
+    dense = nn.Dense(3, 1, weight_init="zeros", has_bias=False)
+    step = TrainStep(dense, SumLoss(), nn.SGD(dense.trainable_params(), 1.0), None, reduce_grads=True)
+    x = ms.Tensor([[1.0 + dist.rank, 2.0, 3.0 * dist.rank]], ms.float32)
+    step(x, ms.Tensor([[1.0]], ms.float32))
+    info["stepped"] = dense.weight.asnumpy().tolist()
     with open(f"rank_{dist.rank}.json", "w") as f:
         json.dump(info, f)
     return info
@@ -148,8 +162,88 @@ def test_two_cpu_ranks_in_a_dynamic_cluster(tmp_path: Path) -> None:
         assert info["dist"] == [rank, 2, "dynamic_cluster", "mccl", rank == 0]
         assert info["allreduce"] == [3.0, 3.0, 3.0]
         assert info["grad"] == [1.5], "DistributedGradReducer averages: (1 + 2) / 2"
+        # mean of [1, 2, 0] and [2, 2, 3]: averaged once (not summed, not reduced twice by the context)
+        assert info["stepped"] == [[-1.5, -2.0, -1.5]]
         assert (info["parallel_mode"], info["gradients_mean"], info["device_num"]) == (
             "data_parallel",
             True,
             2,
         )
+
+
+def test_sync_batchnorm_only_on_multi_card_ascend() -> None:
+    assert distributed.wants_sync_batchnorm(Dist("Ascend", 0, 0, 8, launch="rank_table", backend="hccl"))
+    assert not distributed.wants_sync_batchnorm(Dist("Ascend"))
+    assert not distributed.wants_sync_batchnorm(Dist("CPU", 0, 0, 2, launch="dynamic_cluster"))
+    assert not distributed.wants_sync_batchnorm(Dist("GPU", 0, 0, 8, launch="dynamic_cluster"))
+
+
+def test_sync_batchnorm_takes_over_every_batchnorm_and_its_parameters() -> None:
+    """The real SyncBatchNorm on the CPU, with process_groups=0 (no group to sync over in one process):
+    every BatchNorm2d replaced, the same Parameter objects (names, values, requires_grad) and output."""
+    import mindspore as ms
+    import numpy as np
+    from mindspore import nn
+
+    from birealnet_exp.models.birealnet import birealnet18
+
+    ms.set_seed(0)
+    network = birealnet18(num_classes=10, width=8, stem="small")
+    params = [(p.name, id(p), p.requires_grad) for p in network.get_parameters()]
+    batch_norms = sum(type(c) is nn.BatchNorm2d for _, c in network.cells_and_names())
+    images = ms.Tensor(np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32))
+    network.set_train(False)
+    before = network(images).asnumpy()
+    assert distributed.sync_batchnorm(network, process_groups=0) == batch_norms > 0
+    assert not any(type(c) is nn.BatchNorm2d for _, c in network.cells_and_names())
+    assert sum(type(c) is nn.SyncBatchNorm for _, c in network.cells_and_names()) == batch_norms
+    assert [(p.name, id(p), p.requires_grad) for p in network.get_parameters()] == params
+    assert "layer1.0.bn1.moving_mean" in [name for name, _, _ in params]
+    np.testing.assert_array_equal(network(images).asnumpy(), before)
+    network.set_train(True)
+    assert network(images).shape == (2, 10)
+
+
+def test_digits_train_shards_are_disjoint_and_cover_the_split() -> None:
+    """What each rank of a data-parallel job reads: half of the train split each, no sample twice."""
+    from birealnet_exp.data.digits import create_digits
+
+    def labels_and_pixels(rank: int) -> set:
+        split = create_digits(
+            split="train",
+            batch_size=50,
+            augment={"crop_padding": 0, "hflip": 0.0, "label_smoothing": 0.0},
+            dist=Dist(rank=rank, group_size=2, launch="dynamic_cluster"),
+        )
+        seen = set()
+        for images, labels in split.dataset.create_tuple_iterator(num_epochs=1, output_numpy=True):
+            seen.update((int(label), image.tobytes()) for image, label in zip(images, labels, strict=True))
+        return seen
+
+    whole = labels_and_pixels(0) | labels_and_pixels(1)
+    first, second = labels_and_pixels(0), labels_and_pixels(1)
+    assert len(first) == len(second) == 750 and not first & second and len(whole) == 1500
+
+
+def test_device_check_before_launch(capsys: pytest.CaptureFixture) -> None:
+    """hydra.callbacks.device_check of gpu8/ascend8: one line and exit 2 here; nothing for CPU, nor when
+    another launcher (submitit_slurm) starts the ranks on other machines."""
+    from omegaconf import OmegaConf
+
+    def config(target: str, launcher: str) -> object:
+        return OmegaConf.create(
+            {"hardware": {"device_target": target}, "hydra": {"launcher": {"_target_": launcher}}}
+        )
+
+    ours = "hydra_plugins.birealnet_launchers.msrun_launcher.MsrunLauncher"
+    with pytest.raises(SystemExit) as stopped:
+        distributed.DeviceCheck().on_multirun_start(config("GPU", ours))
+    assert stopped.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .startswith("hardware.device_target=GPU but this machine has no")
+    )
+    distributed.DeviceCheck().on_multirun_start(config("CPU", ours))
+    slurm = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    distributed.DeviceCheck().on_multirun_start(config("Ascend", slurm))

@@ -52,3 +52,17 @@ def alive(pids: Sequence[int]) -> list[int]:
         except psutil.Error:
             pass
     return left
+
+
+def processes_mentioning(text: str) -> list[psutil.Process]:
+    """Running processes whose command line mentions `text` (a job folder): none may outlive a job."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and any(
+                text in part for part in proc.info["cmdline"] or []
+            ):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found

@@ -9,28 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
-from launcher_testing import DEVICE_IPS, alive, rank_pids, run_app, write_app
+from launcher_testing import DEVICE_IPS, alive, processes_mentioning, rank_pids, run_app, write_app
 from omegaconf import DictConfig
 
 
 def env_of(rank_dir: Path) -> dict:
     return dict(line.split("=", 1) for line in (rank_dir / "env.log").read_text().splitlines() if "=" in line)
-
-
-def processes_mentioning(text: str) -> list[psutil.Process]:
-    """Running processes whose command line mentions `text` (a job folder): none may outlive a job."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        try:
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and any(
-                text in part for part in proc.info["cmdline"] or []
-            ):
-                found.append(proc)
-        except psutil.Error:
-            pass
-    return found
 
 
 def job_dirs(root: Path) -> list[Path]:
@@ -329,3 +314,38 @@ def test_device_pool_data_parallel_jobs_through_msrun(tmp_path: Path) -> None:
         for rank in (0, 1):
             log = (tmp_path / f"out/{job}/rank_{rank}/log.txt").read_text()
             assert f"rank {rank} of 2 sees {devices} device {rank}" in log
+
+
+def test_two_servers_share_one_run_folder(tmp_path: Path) -> None:
+    """One rank table of two servers, a launcher on each (here both on this host, server_index 0 and 1),
+    one shared run folder: each server keeps its launcher files apart, ranks are numbered across servers."""
+    from hydra_plugins.birealnet_launchers import rank_table as rt
+
+    table = rt.merge_rank_tables(
+        [
+            rt.build_rank_table([0], DEVICE_IPS[:1], server_id="10.0.0.1"),
+            rt.build_rank_table([0], DEVICE_IPS[1:], server_id="10.0.0.2"),
+        ]
+    )
+    table_file = rt.write_rank_table(table, tmp_path / "rank_table_2servers.json")
+    app = write_app(tmp_path, "print('rank', os.environ['RANK_ID'], 'of', os.environ['RANK_SIZE'])")
+    common = ["-m", "hydra/launcher=rank_table", f"hydra.launcher.rank_table={table_file}"]
+    common += ["hydra.launcher.flat_single_job=true", "hydra.sweep.dir=shared"]
+    servers = [
+        subprocess.Popen(
+            [sys.executable, str(app), *common, f"hydra.launcher.server_index={index}"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for index in (0, 1)
+    ]
+    outputs = [server.communicate(timeout=120)[0] for server in servers]
+    assert [server.returncode for server in servers] == [0, 0], outputs
+    shared = tmp_path / "shared"
+    assert (shared / ".launcher/job.pkl").is_file() and (shared / ".launcher/node_1/job.pkl").is_file()
+    for rank, launch_dir in ((0, shared / ".launcher"), (1, shared / ".launcher/node_1")):
+        assert env_of(shared / f"rank_{rank}")["RANK_TABLE_FILE"] == str(launch_dir / "rank_table.json")
+        assert f"rank {rank} of 2" in (shared / f"rank_{rank}" / "log.txt").read_text()
+    assert not (shared / "rank_1" / ".hydra").exists()

@@ -95,6 +95,7 @@ class Job:
     overrides: list[str]
     config: DictConfig
     output_dir: Path
+    node: int = 0  # this server's index in a job of several servers
 
     @property
     def name(self) -> str:
@@ -103,7 +104,9 @@ class Job:
 
     @property
     def launch_dir(self) -> Path:
-        return self.output_dir / LAUNCH_DIR
+        """The launcher's files for this server: `.launcher/`, or `.launcher/node_<k>/` on the other
+        servers of a job, so servers sharing one run folder never write the same file."""
+        return self.output_dir / LAUNCH_DIR / (f"node_{self.node}" if self.node else "")
 
     def rank_dir(self, rank: int) -> Path:
         return self.output_dir / f"rank_{rank}"
@@ -153,6 +156,7 @@ def write_job_file(launcher: Any, job: Job) -> Path:
     header = {
         "sys_path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path],
         "output_dir": str(job.output_dir),
+        "launch_dir": str(job.launch_dir),
         "job": job.name,
         # cloudpickle names the file of a function pickled by value "<dynamic-code>"; tracebacks want it
         "task_filename": getattr(getattr(launcher.task_function, "__code__", None), "co_filename", None),
@@ -752,6 +756,8 @@ def launch_rank_table(
     rank_size = sum(len(s["device"]) for s in table["server_list"])
     server = local[0]
     jobs = compose_jobs(launcher, job_overrides, initial_job_idx)
+    for job in jobs:
+        job.node = server.server_index
     log.info(
         f"rank_table: {len(jobs)} job(s), each {len(local)} rank(s) of {rank_size} on server "
         f"{server.server_index} ({server.server_id}), devices {[e.device_id for e in local]}, table "
@@ -853,6 +859,8 @@ def launch_msrun(
         )
     cmd = msrun_command(params)
     jobs = compose_jobs(launcher, job_overrides, initial_job_idx)
+    for job in jobs:
+        job.node = node
     ranks = list(range(node * local, (node + 1) * local))
     log.info(
         f"msrun: {len(jobs)} job(s), each {workers} worker(s), ranks {ranks} on this node "

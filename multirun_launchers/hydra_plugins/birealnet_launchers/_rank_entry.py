@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from typing import Any
 
 
@@ -82,7 +83,8 @@ def run_scheduler(header: dict[str, Any]) -> int:
                 os._exit(0)
             time.sleep(0.2)
 
-    with open(os.path.join(job_dir, ".launcher", "scheduler.pid"), "w", encoding="utf-8") as f:
+    launch_dir = header.get("launch_dir") or os.path.join(job_dir, ".launcher")
+    with open(os.path.join(launch_dir, "scheduler.pid"), "w", encoding="utf-8") as f:
         f.write(f"{os.getpid()}\n")
     threading.Thread(target=watch, daemon=True).start()
     sys.path[:] = header["sys_path"]
@@ -109,6 +111,15 @@ def _rank_logging(config: Any, rank: int) -> None:
                     )
 
 
+def _with_filename(code: Any, filename: str) -> Any:
+    """`code` and the code nested in it (inner functions, classes and their methods) named after `filename`:
+    tracebacks, and MindSpore's graph mode, which reads the source of a Cell's `construct`, need it."""
+    consts = tuple(
+        _with_filename(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
 def run_rank(job_file: str, offset: int, header: dict[str, Any], rank: int, rank_dir: str) -> int:
     """Run the job as rank `rank`; write its result and exit status; return the exit code."""
     import cloudpickle
@@ -129,7 +140,7 @@ def run_rank(job_file: str, offset: int, header: dict[str, Any], rank: int, rank
             and code_object is not None
             and code_object.co_filename == "<dynamic-code>"
         ):
-            task_function.__code__ = code_object.replace(co_filename=header["task_filename"])
+            task_function.__code__ = _with_filename(code_object, header["task_filename"])
         Singleton.set_state(payload["singleton_state"])
         setup_globals()
         config = payload["config"]
