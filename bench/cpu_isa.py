@@ -62,7 +62,7 @@ def main() -> None:
         base = results[None]["img_per_s"]
         for isa, r in results.items():
             rows.append(
-                f"| {mode} | {isa or '(unset: oneDNN default)'} | {r['first_step_s']:.1f} | "
+                f"| {mode} | {isa or '(unset: oneDNN default)'} | {r['first_step_s']:.1f} | {r['steps']} | "
                 f"{r['img_per_s']:.1f} | {r['img_per_s'] / base:.1f}x |"
             )
     command = f"python bench/cpu_isa.py --width {args.width} --batch {args.batch} --steps {args.steps}"
