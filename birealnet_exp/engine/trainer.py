@@ -171,7 +171,7 @@ class Trainer:
                 )
             train_s = time.perf_counter() - epoch_start
             if not np.all(np.isfinite(losses)):
-                raise FloatingPointError(
+                raise UsageError(  # one line, and last.ckpt still holds the previous epoch
                     f"the train loss became {losses[-1]} in epoch {epoch + 1}: lower optimizer.lr"
                 )
             metrics = self.evaluate(val)
