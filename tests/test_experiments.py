@@ -1,8 +1,6 @@
 """The recipes in conf/experiment/: the seed's values composed, the authors' recipe, two-step training run."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -86,16 +84,8 @@ def test_seed_recipe_composes_every_seed_value():
 
 @needs_imagenet
 @needs_ascend8
-def test_cfg_job_shows_the_seed_values():
-    proc = subprocess.run(
-        [sys.executable, "run.py", "experiment=birealnet34_imagenet_8p", "--cfg", "job"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+def test_cfg_job_shows_the_seed_values(run_py):
+    proc = run_py("experiment=birealnet34_imagenet_8p", "--cfg", "job", timeout=120)
     for line in (
         "epochs: 300",
         "batch_size: 128",
@@ -126,7 +116,7 @@ def test_two_step_recipe_composes_reactnet_values():
 
 
 @pytest.mark.slow  # two trainings in one process: ~110 s on this 2-core machine
-def test_two_step_training_runs_both_steps_in_one_command(tmp_path):
+def test_two_step_training_runs_both_steps_in_one_command(run_py, tmp_path):
     overrides = [
         "experiment=two_step",
         "model.width=8",
@@ -136,15 +126,7 @@ def test_two_step_training_runs_both_steps_in_one_command(tmp_path):
         "optimizer.lr=5e-3",
         f"hydra.run.dir={tmp_path}",
     ]
-    proc = subprocess.run(
-        [sys.executable, "run.py", *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_py(*overrides, timeout=900)
     for step in ("step1", "step2"):
         assert (tmp_path / step / "checkpoints/last.ckpt").is_file() and (
             tmp_path / step / "summary.json"

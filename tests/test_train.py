@@ -25,21 +25,8 @@ METRIC_KEYS = {
 TINY = ("train.epochs=2", "model.width=8", "optimizer.lr=5e-3")  # a width-8 BiRealNet-18, two epochs
 
 
-def run_py(*overrides: str, returncode: int = 0) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "run.py", *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == returncode, proc.stderr[-3000:]
-    return proc
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
+def trained(run_py, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
     run_py(*TINY, f"hydra.run.dir={out}")
     return out
@@ -89,7 +76,7 @@ def test_metrics_and_summary_are_sane(trained):
     assert "epoch 2/2" in log and "best val_top1" in log
 
 
-def test_eval_of_best_checkpoint_reproduces_the_logged_top1(trained, tmp_path):
+def test_eval_of_best_checkpoint_reproduces_the_logged_top1(run_py, trained, tmp_path):
     run_py(
         "task=eval",
         "model.width=8",
@@ -110,7 +97,7 @@ def network_weights(path: Path) -> dict:
     return {k: v.asnumpy() for k, v in ms.load_checkpoint(str(path)).items() if k in names}
 
 
-def test_killed_run_resumes_to_the_same_epochs_metrics_and_weights(trained, tmp_path):
+def test_killed_run_resumes_to_the_same_epochs_metrics_and_weights(run_py, trained, tmp_path):
     """Kill a run once its first last.ckpt exists, resume it in its folder: it ends as the uninterrupted
     run did (same seed, so the first epoch also shows the same run twice is the same run)."""
     import numpy as np
@@ -151,7 +138,7 @@ def test_killed_run_resumes_to_the_same_epochs_metrics_and_weights(trained, tmp_
     assert "resumed from" in (out / "run.log").read_text()
 
 
-def test_resume_from_an_epoch_checkpoint_into_a_new_folder(trained, tmp_path):
+def test_resume_from_an_epoch_checkpoint_into_a_new_folder(run_py, trained, tmp_path):
     run_py(*TINY, f"hydra.run.dir={tmp_path}", f"train.resume={trained / 'checkpoints/epoch_0001.ckpt'}")
     first, resumed = read_jsonl(trained / "metrics.jsonl"), read_jsonl(tmp_path / "metrics.jsonl")
     assert resumed[0] == first[0]  # copied from the source run
@@ -159,12 +146,12 @@ def test_resume_from_an_epoch_checkpoint_into_a_new_folder(trained, tmp_path):
         assert resumed[1][key] == first[1][key], key
 
 
-def test_resume_without_a_checkpoint_is_one_clear_line(tmp_path):
+def test_resume_without_a_checkpoint_is_one_clear_line(run_py, tmp_path):
     proc = run_py(*TINY, f"hydra.run.dir={tmp_path}", "train.resume=true", returncode=2)
     assert "train.resume=true" in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
 
 
-def test_seed_format_checkpoint_evaluates_like_our_own(trained, tmp_path):
+def test_seed_format_checkpoint_evaluates_like_our_own(run_py, trained, tmp_path):
     """The seed's training checkpoints prefix network keys with `model.` and carry Adam moments and the
     loss scale: built here from our best.ckpt with those names, it loads (prefix stripped, extras reported)
     and gives the same val top-1."""
@@ -198,12 +185,12 @@ def test_seed_format_checkpoint_evaluates_like_our_own(trained, tmp_path):
     )
 
 
-def test_amp_in_graph_mode_on_the_cpu_is_refused_in_one_line(tmp_path):
+def test_amp_in_graph_mode_on_the_cpu_is_refused_in_one_line(run_py, tmp_path):
     proc = run_py(*TINY, "train.amp_level=O1", f"hydra.run.dir={tmp_path}", returncode=2)
     assert "hardware.mode=pynative" in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
 
 
-def test_export_mindir_round_trips(trained, tmp_path):
+def test_export_mindir_round_trips(run_py, trained, tmp_path):
     run_py(
         "task=export",
         "model.width=8",

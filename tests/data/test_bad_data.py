@@ -3,8 +3,6 @@
 import io
 import logging
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -161,21 +159,11 @@ def test_stray_non_image_files_are_ignored(image_folder, caplog):
     assert data.num_samples == 24 and "ignored 4 files without an image extension" in caplog.text
 
 
-def test_cli_bad_root_is_one_line_and_exit_2(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "run.py",
-            "dataset=imagenet",
-            f"dataset.root={tmp_path / 'nowhere'}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
+def test_cli_bad_root_is_one_line_and_exit_2(run_py, tmp_path):
+    root, run = tmp_path / "nowhere", tmp_path / "run"
+    proc = run_py(
+        "dataset=imagenet", f"dataset.root={root}", f"hydra.run.dir={run}", returncode=2, timeout=120
     )
-    assert proc.returncode == 2, proc.stderr[-2000:]
     assert "nowhere is not a folder: pass the folder holding train/ and val/" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
 

@@ -1,8 +1,6 @@
 """Training through dataset=folder on a folder made of the embedded digits (JPEG train, PNG val) learns."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,7 @@ def digits_folder(tmp_path_factory) -> Path:
     return root
 
 
-def test_training_on_a_folder_of_digits_learns(digits_folder, tmp_path):
+def test_training_on_a_folder_of_digits_learns(run_py, digits_folder, tmp_path):
     overrides = [
         "dataset=folder",
         f"dataset.root={digits_folder}",
@@ -35,10 +33,7 @@ def test_training_on_a_folder_of_digits_learns(digits_folder, tmp_path):
         "optimizer.lr=5e-3",
         f"hydra.run.dir={tmp_path}",
     ]
-    proc = subprocess.run(
-        [sys.executable, "run.py", *overrides], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_py(*overrides, timeout=300)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     assert records[-1]["step"] == 2 * (1500 // 64)
@@ -47,7 +42,7 @@ def test_training_on_a_folder_of_digits_learns(digits_folder, tmp_path):
 
 
 @pytest.mark.slow
-def test_mixup_sweep_trains_with_soft_targets(tmp_path):
+def test_mixup_sweep_trains_with_soft_targets(run_py, tmp_path):
     """`-m augment.mixup=0,0.2` is a real sweep: the second job trains on float32 soft targets."""
     overrides = [
         "-m",
@@ -58,10 +53,7 @@ def test_mixup_sweep_trains_with_soft_targets(tmp_path):
         "model.width=8",
         f"hydra.sweep.dir={tmp_path}",
     ]
-    proc = subprocess.run(
-        [sys.executable, "run.py", *overrides], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_py(*overrides)
     for job in ("0", "1"):
         summary = json.loads((tmp_path / job / "summary.json").read_text())
         assert 0.0 <= summary["best_val_top1"] <= 1.0 and summary["epochs"] == 1
